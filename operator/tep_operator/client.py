@@ -1,0 +1,161 @@
+"""The one place that talks to the Kubernetes API, for the operator and the CLI.
+
+Built on the official `kubernetes` client. Calls are synchronous; kopf runs the handlers
+that use them in its thread pool.
+"""
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+from kubernetes.client import ApiClient, ApiException, BatchV1Api, Configuration, CoreV1Api, CustomObjectsApi
+
+from tep_operator import names
+
+FIELD_MANAGER = "tep-operator"
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+__all__ = ["ApiException", "Kube", "load_configuration"]
+
+
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
+    """A client configuration: the given kubeconfig, else in-cluster, else the default kubeconfig."""
+    configuration = Configuration()
+    if kubeconfig:
+        kubernetes.config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        return configuration
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(context=context, client_configuration=configuration)
+    return configuration
+
+
+def bearer_token(configuration: Configuration) -> str | None:
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    return header.split(" ", 1)[-1] if header else None
+
+
+def is_status(exc: ApiException, *codes: int) -> bool:
+    return isinstance(exc, ApiException) and exc.status in codes
+
+
+class Kube:
+    """Typed access to the few objects tep-operator reads and writes."""
+
+    def __init__(self, configuration: Configuration) -> None:
+        self.configuration = configuration
+        self.api = ApiClient(configuration)
+        self.batch = BatchV1Api(self.api)
+        self.core = CoreV1Api(self.api)
+        self.custom = CustomObjectsApi(self.api)
+
+    @classmethod
+    @functools.cache
+    def default(cls) -> "Kube":
+        return cls(load_configuration())
+
+    # TestPlans
+
+    def get_plan(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.PLURAL, name
+        )
+
+    def list_plans(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        if namespace:
+            result = self.custom.list_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.PLURAL
+            )
+        else:
+            result = self.custom.list_cluster_custom_object(names.GROUP, names.VERSION, names.PLURAL)
+        return list(result.get("items", []))
+
+    def patch_plan_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """Merge-patch the status; with `resource_version`, only if nobody wrote in between (409 else)."""
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self.custom.patch_namespaced_custom_object_status(
+            names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
+        )
+
+    def annotate_plan(self, namespace: str, name: str, annotations: Mapping[str, str]) -> dict[str, Any]:
+        body = {"metadata": {"annotations": dict(annotations)}}
+        return self.custom.patch_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
+        )
+
+    # CronJobs and Jobs
+
+    def apply_cronjob(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply: owns exactly the fields we render, leaves other managers' fields
+        alone, and takes ours back (force) when somebody edited them by hand."""
+        metadata = manifest["metadata"]
+        result = self.batch.patch_namespaced_cron_job(
+            metadata["name"],
+            metadata["namespace"],
+            dict(manifest),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY_PATCH,
+            _preload_content=False,
+        )
+        return _json(result)
+
+    def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.batch.read_namespaced_cron_job(name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        return _json(
+            self.batch.create_namespaced_job(
+                manifest["metadata"]["namespace"],
+                dict(manifest),
+                field_manager=FIELD_MANAGER,
+                _preload_content=False,
+            )
+        )
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def list_jobs(self, namespace: str, plan_name: str) -> list[dict[str, Any]]:
+        selector = f"{names.LABEL_PLAN}={names.plan_label(plan_name)}"
+        result = _json(
+            self.batch.list_namespaced_job(namespace, label_selector=selector, _preload_content=False)
+        )
+        return list(result.get("items", []))
+
+    def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        selector = f"{names.LABEL_JOB_NAME}={job_name}"
+        result = _json(
+            self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+        )
+        return list(result.get("items", []))
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """The raw JSON body of a `_preload_content=False` response.
+
+    Raw dicts, not the client's model objects: the operator's pure core works on the same
+    camelCase dicts the API serves, and skipping model deserialisation is much cheaper.
+    """
+    return json.loads(response.data)

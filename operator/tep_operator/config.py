@@ -1,0 +1,79 @@
+"""The operator's own configuration: defaults for runner pods and how the operator runs.
+
+Read from `TEP_OPERATOR_*` environment variables (the Helm chart sets them); the CLI
+flags of `tep operator` override them. See docs/architecture.md for the table.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_RUNNER_IMAGE = "ghcr.io/tep-dev/tep-runner:0.1.0"
+
+
+class ConfigError(ValueError):
+    """A setting of the operator itself is malformed."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    runner_image: str = DEFAULT_RUNNER_IMAGE
+    runner_image_pull_policy: str = "IfNotPresent"
+    reports_claim: str = "tep-reports"
+    runner_resources: Mapping[str, Any] = field(default_factory=dict)
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    liveness_port: int = 8081
+    metrics_port: int = 8080
+    resync_seconds: float = 60.0
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+
+
+def parse_resources(raw: str, source: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f'{source}: must be a JSON object like {{"limits": {{"cpu": "2"}}}}')
+    return value
+
+
+def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
+    defaults = OperatorConfig()
+    namespaces = tuple(
+        ns.strip() for ns in environ.get("TEP_OPERATOR_NAMESPACES", "").split(",") if ns.strip()
+    )
+    pull_policy = environ.get("TEP_OPERATOR_RUNNER_IMAGE_PULL_POLICY") or defaults.runner_image_pull_policy
+    if pull_policy not in ("Always", "IfNotPresent", "Never"):
+        raise ConfigError(
+            f"TEP_OPERATOR_RUNNER_IMAGE_PULL_POLICY: {pull_policy!r} is not Always, IfNotPresent or Never"
+        )
+    resync = environ.get("TEP_OPERATOR_RESYNC_SECONDS", "")
+    try:
+        resync_seconds = float(resync) if resync else defaults.resync_seconds
+    except ValueError:
+        raise ConfigError(f"TEP_OPERATOR_RESYNC_SECONDS: {resync!r} is not a number") from None
+    return OperatorConfig(
+        runner_image=environ.get("TEP_OPERATOR_RUNNER_IMAGE") or defaults.runner_image,
+        runner_image_pull_policy=pull_policy,
+        reports_claim=environ.get("TEP_OPERATOR_REPORTS_CLAIM") or defaults.reports_claim,
+        runner_resources=parse_resources(
+            environ.get("TEP_OPERATOR_RUNNER_RESOURCES", ""), "TEP_OPERATOR_RUNNER_RESOURCES"
+        ),
+        namespaces=namespaces,
+        liveness_port=_int(environ, "TEP_OPERATOR_LIVENESS_PORT", defaults.liveness_port),
+        metrics_port=_int(environ, "TEP_OPERATOR_METRICS_PORT", defaults.metrics_port),
+        resync_seconds=resync_seconds,
+    )

@@ -1,0 +1,361 @@
+"""kopf handlers: thin wiring from Kubernetes events to the pure core.
+
+Handlers are registered on a registry built per operator instance (`build_registry`), so
+the configuration and the API client are explicit arguments, and tests can run several
+operators, one after another, in one process.
+
+Status has several writers (plan handlers, Job events) working on one object, so every
+status write goes through `update_status`: compute a patch from the freshest status and
+send it with that resourceVersion, retrying on a conflict. Nothing is lost to a race.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from tep_operator import cronjob, metrics, names, runs, status
+from tep_operator.client import ApiException, Kube, is_status
+from tep_operator.config import OperatorConfig
+from tep_operator.plan import Plan, PlanError, read_plan
+
+TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
+MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
+CONFLICT_RETRIES = 8
+
+StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def update_status(
+    kube: Kube, body: Mapping[str, Any], compute: StatusFn
+) -> tuple[Mapping[str, Any], dict] | None:
+    """Apply `compute(plan)` to the plan's status, optimistically; the (plan, patch) written.
+
+    `body` is the plan as last seen; it is re-read only after a conflict.
+    """
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    for _ in range(CONFLICT_RETRIES):
+        patch = compute(body)
+        if not patch:
+            return None
+        try:
+            kube.patch_plan_status(
+                namespace, name, patch, resource_version=body["metadata"].get("resourceVersion")
+            )
+            return body, patch
+        except ApiException as exc:
+            if not is_status(exc, 409):
+                raise
+        try:
+            body = kube.get_plan(namespace, name)
+        except ApiException as exc:
+            if is_status(exc, 404):
+                return None  # the plan is gone; nothing to record
+            raise
+    raise kopf.TemporaryError(f"status of {namespace}/{name} kept changing; retrying", delay=1)
+
+
+def active_runs(plan_jobs: kopf.Index, namespace: str, plan_name: str) -> list[str]:
+    return [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
+
+
+class Reconciler:
+    """What the handlers do, with the client and configuration of one operator."""
+
+    def __init__(self, config: OperatorConfig, kube: Kube) -> None:
+        self.config = config
+        self.kube = kube
+
+    def reconcile(self, body: kopf.Body, active: list[str], logger: kopf.Logger, *, announce: bool) -> None:
+        """Make the CronJob match the plan and the status tell the truth."""
+        try:
+            plan = read_plan(body)
+        except PlanError as error:
+            self._invalid(body, error, logger)
+            return
+        manifest = cronjob.render_cronjob(plan, self.config)
+        self.kube.apply_cronjob(manifest)
+        cronjob_name = manifest["metadata"]["name"]
+        update_status(
+            self.kube,
+            body,
+            lambda fresh: _if_changed(
+                fresh,
+                status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active)),
+            ),
+        )
+        if announce:
+            message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
+            kopf.info(body, reason="CronJobApplied", message=message)
+            logger.info("Applied %s", message)
+        self.handle_run_request(body, plan, active, logger)
+
+    def _invalid(self, body: kopf.Body, error: PlanError, logger: kopf.Logger) -> None:
+        generation = int(body["metadata"].get("generation") or 0)
+        kept = self.kube.get_cronjob(
+            body["metadata"]["namespace"], names.cronjob_name(body["metadata"]["name"])
+        )
+        written = update_status(
+            self.kube,
+            body,
+            lambda fresh: _if_changed(
+                fresh,
+                status.invalid_status(error, generation, fresh.get("status") or {}, now(), kept is not None),
+            ),
+        )
+        if written:  # once per distinct problem, not on every resync
+            kopf.warn(body, reason=error.reason, message=str(error))
+            logger.warning("Invalid spec, CronJob left as it was: %s", error)
+
+    def handle_run_request(
+        self, body: Mapping[str, Any], plan: Plan, active: list[str], logger: kopf.Logger
+    ) -> None:
+        """Start a run for a new `tep.dev/run-requested-at` value, exactly once.
+
+        With concurrencyPolicy Forbid and a run active, the request waits in
+        `status.pendingRunRequest` and starts when the active run ends; Replace stops the
+        active run first; Allow starts at once.
+        """
+        request = plan.run_requested_at
+        old = body.get("status") or {}
+        if not request or request == old.get("lastRunRequest"):
+            return
+        if active and plan.concurrency_policy == "Forbid":
+            if old.get("pendingRunRequest") != request and update_status(
+                self.kube, body, lambda fresh: _pending(fresh, request)
+            ):
+                kopf.info(
+                    body,
+                    reason="RunQueued",
+                    message=f"run requested at {request} waits for {', '.join(active)} to finish "
+                    "(concurrencyPolicy Forbid)",
+                )
+                logger.info("Run request %s queued behind %s", request, active)
+            return
+        if active and plan.concurrency_policy == "Replace":
+            for job in active:
+                self.kube.delete_job(plan.namespace, job)
+            logger.info("Stopped %s to start the requested run (concurrencyPolicy Replace)", active)
+        job_name = names.manual_job_name(plan.name, request)
+        manifest = cronjob.render_manual_job(plan, self.config, request, runs.run_id(job_name, now()))
+        try:
+            self.kube.create_job(manifest)
+            created = True
+        except ApiException as exc:
+            if not is_status(exc, 409):
+                raise
+            created = False  # made before a restart or by a twin event: the same request, once
+        update_status(self.kube, body, lambda fresh: _requested(fresh, request))
+        if created:
+            kopf.info(body, reason="RunStarted", message=f"Job {job_name} for the run requested at {request}")
+            logger.info("Started Job %s for run request %s", job_name, request)
+
+    def job_changed(
+        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: list[str], logger: kopf.Logger
+    ) -> None:
+        """Track a run: Running while active; when finished, lastRun, history, Event, metrics."""
+        try:
+            body = self.kube.get_plan(namespace, plan_name)
+        except ApiException as exc:
+            if is_status(exc, 404):
+                return  # the plan was deleted; its Jobs go with it
+            raise
+        try:
+            plan: Plan | None = read_plan(body)
+        except PlanError:
+            plan = None
+        idle = status.idle_phase(plan) if plan else None
+        history_limit = plan.history_limit if plan else 10
+        run = None
+        if runs.job_finished(job):
+            pods = self.kube.list_job_pods(namespace, job["metadata"]["name"])
+            run = runs.run_result(job, pods)
+
+        def compute(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
+            old = fresh.get("status") or {}
+            patch = (runs.record_run(old, run, history_limit, now()) if run else None) or {}
+            phase = runs.phase_after(old.get("phase"), idle, len(active))
+            if phase and phase != old.get("phase"):
+                patch["phase"] = phase
+            return patch or None
+
+        written = update_status(self.kube, body, compute)
+        if run and written and "history" in written[1]:
+            kind, reason, message = runs.event_for(run)
+            kopf.event(written[0], type=kind, reason=reason, message=message)
+            (logger.info if kind == "Normal" else logger.warning)("%s/%s: %s", namespace, plan_name, message)
+            completed = runs.parse_time(run.get("completionTime"))
+            metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
+        if plan and not active and run:
+            self.handle_run_request(written[0] if written else body, plan, active, logger)
+
+
+def _if_changed(fresh: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
+    return patch if status.changed(fresh.get("status") or {}, patch) else None
+
+
+def _pending(fresh: Mapping[str, Any], request: str) -> dict[str, Any] | None:
+    old = fresh.get("status") or {}
+    if request in (old.get("lastRunRequest"), old.get("pendingRunRequest")):
+        return None
+    return {"pendingRunRequest": request}
+
+
+def _requested(fresh: Mapping[str, Any], request: str) -> dict[str, Any] | None:
+    old = fresh.get("status") or {}
+    if old.get("lastRunRequest") == request:
+        return None
+    return {"lastRunRequest": request, "pendingRunRequest": None, "phase": status.PHASE_RUNNING}
+
+
+def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    reconciler = Reconciler(config, kube)
+
+    @kopf.index(*TESTPLANS, registry=registry)
+    def valid_plans(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Plan]:
+        """The valid plans by (namespace, name), to restore their CronJobs without a lookup."""
+        try:
+            plan = read_plan(body)
+        except PlanError:
+            return {}
+        return {(plan.namespace, plan.name): plan}
+
+    @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    def plan_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], tuple[str, bool]]:
+        """Each plan's Jobs and whether they still run: the source of `phase: Running`."""
+        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        return {(namespace, plan_name): (body.metadata.name, runs.job_active(body))}
+
+    @kopf.on.create(*TESTPLANS, registry=registry)
+    def plan_created(
+        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
+    ) -> None:
+        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=True)
+
+    @kopf.on.update(*TESTPLANS, registry=registry)
+    def plan_updated(
+        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
+    ) -> None:
+        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=True)
+
+    @kopf.on.resume(*TESTPLANS, registry=registry)
+    def plan_resumed(
+        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
+    ) -> None:
+        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=False)
+
+    @kopf.timer(
+        *TESTPLANS, interval=config.resync_seconds, initial_delay=config.resync_seconds, registry=registry
+    )
+    def plan_resync(
+        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
+    ) -> None:
+        """Re-apply the CronJob (a no-op unless it drifted), keep nextRunTime fresh, and pick
+        up a run request that an earlier attempt could not start."""
+        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=False)
+
+    @kopf.on.delete(*TESTPLANS, optional=True, registry=registry)
+    def plan_deleted(namespace: str, name: str, logger: kopf.Logger, **_: Any) -> None:
+        # No finalizer: the owner references let Kubernetes delete the CronJob and Jobs.
+        metrics.forget_plan(namespace, name)
+        logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
+
+    @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, registry=registry)
+    def cronjob_event(
+        event: Mapping[str, Any],
+        namespace: str,
+        body: kopf.Body,
+        valid_plans: kopf.Index,
+        logger: kopf.Logger,
+        **_: Any,
+    ) -> None:
+        """Take back a CronJob that somebody deleted or edited by hand."""
+        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME)
+        plans = list(valid_plans.get((namespace, plan_name), []))
+        if not plans:
+            return
+        desired = cronjob.render_cronjob(plans[0], config)
+        if event.get("type") == "DELETED":
+            logger.warning(
+                "CronJob %s was deleted; restoring it from TestPlan %s", body.metadata.name, plan_name
+            )
+        elif cronjob.drifted(desired, body):
+            logger.warning(
+                "CronJob %s was edited by hand; restoring TestPlan %s's fields", body.metadata.name, plan_name
+            )
+        else:
+            return
+        kube.apply_cronjob(desired)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    def job_event(
+        event: Mapping[str, Any],
+        namespace: str,
+        body: kopf.Body,
+        plan_jobs: kopf.Index,
+        logger: kopf.Logger,
+        **_: Any,
+    ) -> None:
+        """Runs starting and finishing, also those that finished while the operator was down."""
+        if event.get("type") == "DELETED" and not runs.job_active(body):
+            return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
+        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        reconciler.job_changed(
+            body, namespace, plan_name, active_runs(plan_jobs, namespace, plan_name), logger
+        )
+
+    announced: dict[str, str] = {}  # pod uid -> the start failure already announced
+
+    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
+    def pod_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        """Say at once, on the plan, why a runner cannot start (its Job fails only at the deadline)."""
+        uid = body.metadata.uid or body.metadata.name
+        if event.get("type") == "DELETED":
+            announced.pop(uid, None)
+            return
+        reason = runs.pod_failure_reason(body)
+        if not reason or not runs.is_start_failure(reason) or announced.get(uid) == reason.split(":")[0]:
+            return
+        announced[uid] = reason.split(":")[0]
+        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        plan_ref = {
+            "apiVersion": names.API_VERSION,
+            "kind": names.KIND,
+            "metadata": {"name": plan_name, "namespace": body.metadata.namespace},
+        }
+        kopf.warn(plan_ref, reason="RunnerCannotStart", message=f"pod {body.metadata.name}: {reason}")
+
+    return registry
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """kopf settings that keep the operator alive and its footprint small."""
+    # A watch the server ends every few minutes and a client timeout above it: a dead
+    # connection is noticed and re-established instead of waiting forever on silence.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    # kopf's bookkeeping in annotations under our own prefix; status stays ours alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{names.GROUP}/finalizer"
+    settings.posting.level = logging.INFO
+    settings.posting.reporting_component = names.MANAGER
+    # No CRD or namespace scanning: fewer permissions; the CRD is installed before us.
+    settings.scanning.disabled = True
+    # Only our own objects travel over the watch connections, not every Pod in the cluster.
+    managed = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+    for resource in ("cronjobs", "jobs", "pods"):
+        settings.watching.label_selectors[resource] = managed
+    settings.execution.max_workers = 16

@@ -1,0 +1,128 @@
+"""`tep run --local`: a TestPlan file run on this machine exactly as a runner pod runs it.
+
+The plan is read and validated by the operator's own code, turned into the same `TEP_*`
+settings a pod gets (`runnerenv.runner_env`), and handed to the runner's public entry
+point, `tep_runner.run`. Only what a pod gets from the cluster is replaced by local
+folders: the tests and the reports volume.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import yaml
+
+from tep_operator import names, runnerenv
+from tep_operator.plan import Plan, cpu_workers, read_plan
+from tep_operator.runs import counts_text
+
+
+class LocalRunError(ValueError):
+    """The plan file or the local folders cannot be used."""
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    plan: Plan
+    tests: pathlib.Path
+    reports: pathlib.Path
+    environ: dict[str, str]
+    skipped_env: tuple[str, ...]  # env entries a laptop cannot resolve (valueFrom, envFrom)
+
+
+def load_plan_file(path: pathlib.Path) -> dict[str, Any]:
+    """The TestPlan document of a YAML file (which may hold other documents too)."""
+    try:
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    except (OSError, yaml.YAMLError) as exc:
+        raise LocalRunError(f"{path}: cannot read the plan: {exc}") from None
+    plans = [d for d in documents if d.get("kind") == names.KIND]
+    if len(plans) != 1:
+        raise LocalRunError(f"{path}: expected one document of kind {names.KIND}, found {len(plans)}")
+    return plans[0]
+
+
+def default_tests_dir(plan: Plan, plan_file: pathlib.Path) -> pathlib.Path:
+    """Where the tests are on this machine when --tests is not given.
+
+    A configMap or git source has no local copy, so the convention is a `tests/` folder
+    beside the plan file (the folder its ConfigMap is made from); an image source's path
+    is used as it is.
+    """
+    if plan.source.kind == "image":
+        return pathlib.Path(plan.source.path)
+    return plan_file.parent / "tests"
+
+
+def plain_env(env: Iterable[Mapping[str, Any]]) -> tuple[dict[str, str], tuple[str, ...]]:
+    values = {var["name"]: str(var["value"]) for var in env if "value" in var}
+    skipped = tuple(var["name"] for var in env if "value" not in var)
+    return values, skipped
+
+
+def prepare(
+    plan_file: pathlib.Path,
+    tests: pathlib.Path | None,
+    reports: pathlib.Path,
+    base_environ: Mapping[str, str],
+    termination_log: pathlib.Path,
+) -> LocalRun:
+    plan = read_plan(load_plan_file(plan_file))
+    tests_dir = (tests or default_tests_dir(plan, plan_file)).resolve()
+    if not tests_dir.is_dir():
+        raise LocalRunError(f"tests folder {tests_dir} does not exist (give it with --tests DIR)")
+    user_env, skipped = plain_env(plan.env)
+    if plan.env_from:
+        skipped += tuple(f"envFrom[{i}]" for i in range(len(plan.env_from)))
+    settings = runnerenv.runner_env(
+        plan,
+        tests=str(tests_dir),
+        reports=str(reports.resolve()),
+        termination_log=str(termination_log),
+        auto_workers=cpu_workers(plan.resources),
+    )
+    return LocalRun(plan, tests_dir, reports.resolve(), {**base_environ, **user_env, **settings}, skipped)
+
+
+def summary_text(message: Mapping[str, Any], reports: pathlib.Path) -> str:
+    """The end-of-run lines: result, counts, duration, where the report is."""
+    lines = [
+        f"tep: {message.get('result', 'Error')}: {counts_text(message)} "
+        f"in {message.get('durationSeconds', 0):.1f}s with {message.get('workers', 0)} workers",
+    ]
+    if message.get("reason"):
+        lines.append(f"tep: reason: {message['reason']}")
+    for test in message.get("failedTests") or []:
+        lines.append(f"tep: failed: {test}")
+    if message.get("reportPath"):
+        lines.append(f"tep: report: {reports / message['reportPath']}")
+    return "\n".join(lines)
+
+
+def run_local(
+    plan_file: pathlib.Path,
+    *,
+    tests: pathlib.Path | None,
+    reports: pathlib.Path,
+    out: TextIO,
+) -> int:
+    """Run the plan through the runner; the runner's exit code (0 passed, 1 failed, 2 broken)."""
+    import tep_runner
+
+    with tempfile.TemporaryDirectory(prefix="tep-local-") as scratch:
+        termination_log = pathlib.Path(scratch) / "termination-log"
+        local = prepare(plan_file, tests, reports, os.environ, termination_log)
+        for name in local.skipped_env:
+            print(f"tep: {name} comes from the cluster (valueFrom/envFrom); not set locally", file=out)
+        print(f"tep: running {local.plan.namespace}/{local.plan.name} on {local.tests}", file=out, flush=True)
+        code = tep_runner.run(local.environ)
+        try:
+            message = json.loads(termination_log.read_text())
+        except (OSError, json.JSONDecodeError):
+            message = {"result": "Error", "reason": "the runner wrote no summary"}
+    print(summary_text(message, local.reports), file=out)
+    return code

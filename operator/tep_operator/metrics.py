@@ -1,0 +1,48 @@
+"""Prometheus metrics of test runs, served on /metrics."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import prometheus_client
+from prometheus_client import Counter, Gauge, Histogram
+
+from tep_operator.runs import COUNTS
+
+LABELS = ("namespace", "plan")
+
+RUNS = Counter("tep_runs", "Finished test runs.", [*LABELS, "trigger", "result"])
+LAST_RUN_TESTS = Gauge(
+    "tep_last_run_tests", "Tests of the last finished run, by outcome.", [*LABELS, "outcome"]
+)
+RUN_DURATION = Histogram(
+    "tep_run_duration_seconds",
+    "Wall time of test runs.",
+    LABELS,
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
+LAST_SUCCESS = Gauge("tep_last_success_timestamp_seconds", "When the plan last passed (Unix time).", LABELS)
+
+
+def observe_run(namespace: str, plan: str, run: Mapping[str, Any], completed_at: float | None) -> None:
+    """Count a run once, when it is first recorded."""
+    RUNS.labels(namespace, plan, run.get("trigger", "schedule"), run["result"]).inc()
+    for outcome in COUNTS:
+        LAST_RUN_TESTS.labels(namespace, plan, outcome).set(run.get(outcome, 0))
+    if run.get("durationSeconds") is not None:
+        RUN_DURATION.labels(namespace, plan).observe(run["durationSeconds"])
+    if run["result"] == "Passed" and completed_at is not None:
+        LAST_SUCCESS.labels(namespace, plan).set(completed_at)
+
+
+def forget_plan(namespace: str, plan: str) -> None:
+    """Drop a deleted plan's series, so dashboards do not show it forever."""
+    for metric in (LAST_RUN_TESTS, RUN_DURATION, LAST_SUCCESS, RUNS):
+        for labels in list(metric._metrics):  # prometheus-client has no public "remove matching"
+            if labels[:2] == (namespace, plan):
+                metric.remove(*labels)
+
+
+def serve(port: int) -> Any:
+    """Start /metrics on `port`; returns the server, which `shutdown()` stops."""
+    server, _thread = prometheus_client.start_http_server(port)
+    return server

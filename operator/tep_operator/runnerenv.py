@@ -1,0 +1,80 @@
+"""A plan's settings as the runner reads them: the `TEP_*` environment variables.
+
+One function serves the runner pod (rendered into the container's env) and
+`tep run --local` (passed to `tep_runner.run`), so the two cannot drift apart.
+docs/architecture.md has the table.
+"""
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tep_operator.plan import Plan
+
+TESTS_MOUNT = "/tests"
+WORKSPACE_MOUNT = "/workspace"
+GIT_CHECKOUT = f"{WORKSPACE_MOUNT}/src"
+REPORTS_MOUNT = "/reports"
+TERMINATION_LOG = "/dev/termination-log"
+AUTO_WORKERS = "PYTEST_XDIST_AUTO_NUM_WORKERS"
+
+# Names the operator sets; a plan's own env may not override them.
+RESERVED = frozenset(
+    {
+        "TEP_NAMESPACE",
+        "TEP_PLAN",
+        "TEP_TESTS_DIR",
+        "TEP_REPORTS_DIR",
+        "TEP_JOB_NAME",
+        "TEP_RUN_ID",
+        "TEP_WORKERS",
+        "TEP_DIST",
+        "TEP_RERUNS",
+        "TEP_PYTEST_ARGS",
+        "TEP_KEEP_LAST",
+        "TEP_MAX_AGE_DAYS",
+        "TEP_SHARDS",
+        "TEP_SHARD_INDEX",
+        "TEP_TERMINATION_LOG",
+    }
+)
+
+
+def tests_dir(plan: "Plan") -> str:
+    """Where the tests are inside the runner pod."""
+    if plan.source.kind == "configMap":
+        return TESTS_MOUNT
+    if plan.source.kind == "git":
+        return (
+            GIT_CHECKOUT if plan.source.path in ("", ".") else f"{GIT_CHECKOUT}/{plan.source.path.strip('/')}"
+        )
+    return plan.source.path
+
+
+def runner_env(
+    plan: "Plan",
+    *,
+    tests: str,
+    reports: str,
+    termination_log: str,
+    auto_workers: int | None,
+) -> dict[str, str]:
+    """The runner's settings for one plan, as environment variables."""
+    env = {
+        "TEP_NAMESPACE": plan.namespace,
+        "TEP_PLAN": plan.name,
+        "TEP_TESTS_DIR": tests,
+        "TEP_REPORTS_DIR": reports,
+        "TEP_WORKERS": plan.workers,
+        "TEP_DIST": plan.dist,
+        "TEP_RERUNS": str(plan.reruns),
+        "TEP_PYTEST_ARGS": json.dumps(list(plan.args)),
+        "TEP_KEEP_LAST": str(plan.keep_last),
+        "TEP_MAX_AGE_DAYS": str(plan.max_age_days),
+        "TEP_SHARDS": str(plan.shards),
+        "TEP_TERMINATION_LOG": termination_log,
+    }
+    # xdist's `-n auto` counts the node's cores, not the pod's CPU share.
+    if plan.workers == "auto" and auto_workers is not None:
+        env[AUTO_WORKERS] = str(auto_workers)
+    return env

@@ -1,0 +1,59 @@
+"""Running the operator: kopf with our registry, settings, login and health endpoint."""
+
+import asyncio
+import threading
+from typing import Any
+
+import kopf
+
+from tep_operator import handlers
+from tep_operator.client import Kube, bearer_token
+from tep_operator.config import OperatorConfig
+
+
+def build(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
+    """The registry with every handler, plus login and settings for this instance."""
+    registry = handlers.build_registry(config, kube)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # The same credentials the client module uses: one kubeconfig, one identity.
+        c = kube.configuration
+        return kopf.ConnectionInfo(
+            server=c.host,
+            ca_path=c.ssl_ca_cert,
+            insecure=not c.verify_ssl,
+            username=c.username or None,
+            password=c.password or None,
+            token=bearer_token(c),
+            certificate_path=c.cert_file,
+            private_key_path=c.key_file,
+        )
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        handlers.configure(settings, config)
+
+    return registry
+
+
+def run(
+    config: OperatorConfig,
+    kube: Kube,
+    *,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+) -> None:
+    """Run the operator until stopped (SIGTERM/SIGINT, or `stop_flag`) in a new event loop."""
+    liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
+    asyncio.run(
+        kopf.operator(
+            registry=build(config, kube),
+            standalone=True,
+            clusterwide=not config.namespaces,
+            namespaces=config.namespaces,
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    )

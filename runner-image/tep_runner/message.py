@@ -1,0 +1,36 @@
+"""The termination message (DESIGN.md section 4): the summary in at most 4096 bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+MAX_BYTES = 4096  # Kubernetes truncates a container's termination message beyond this
+MAX_FAILED_TESTS = 20
+MAX_ID_CHARS = 200
+MAX_REASON_CHARS = 1000
+KEYS = (
+    "result", "total", "passed", "failed", "errors", "skipped", "flaky",
+    "durationSeconds", "workers", "shard", "shards", "reportPath",
+)  # fmt: skip
+
+
+def termination_message(summary: Mapping[str, Any]) -> str:
+    """Version 1 of the message: the counts always; failed test ids trimmed until it fits."""
+    message: dict[str, object] = {"v": 1, **{key: summary[key] for key in KEYS}}
+    reason = _clip(str(summary.get("reason", "")), MAX_REASON_CHARS)
+    failed = [_clip(test, MAX_ID_CHARS) for test in summary["failedTests"][:MAX_FAILED_TESTS]]
+    while True:
+        extra = {"reason": reason} if summary["result"] == "Error" else {}
+        text = json.dumps({**message, **extra, "failedTests": failed}, separators=(",", ":"))
+        if len(text.encode()) <= MAX_BYTES:
+            return text
+        if failed:
+            failed.pop()
+        else:
+            reason = _clip(reason, len(reason) // 2)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"

@@ -1,0 +1,66 @@
+"""Shards: a deterministic split of the node ids, and the merge of the shards' results into the run's."""
+
+from __future__ import annotations
+
+import html
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+COUNTS = ("total", "passed", "failed", "errors", "skipped", "flaky", "workers")
+
+
+def split(nodeids: Sequence[str], shards: int, index: int) -> list[str]:
+    """Round-robin over the sorted ids: every pod computes the same split; shares differ by one at most."""
+    return sorted(set(nodeids))[index::shards]
+
+
+def merge_junit(documents: Sequence[str]) -> str:
+    """One <testsuites> holding every shard's <testsuite> elements."""
+    merged = ET.Element("testsuites", name="pytest tests")
+    for document in documents:
+        root = ET.fromstring(document)
+        merged.extend([root] if root.tag == "testsuite" else root.findall("testsuite"))
+    return ET.tostring(merged, encoding="unicode", xml_declaration=True)
+
+
+def merge_summaries(summaries: Sequence[Mapping[str, Any]], report_path: str) -> dict[str, Any]:
+    """The run's summary: counts summed, the duration of the slowest shard, the worst result."""
+    results = [s["result"] for s in summaries]
+    result = next((r for r in ("Error", "Failed") if r in results), "Passed")
+    reasons = [f"shard {s['shard']}: {s['reason']}" for s in summaries if s["result"] == "Error"]
+    return {
+        "result": result,
+        **({"reason": "; ".join(reasons)} if reasons else {}),
+        **{key: sum(s[key] for s in summaries) for key in COUNTS},
+        "durationSeconds": max(s["durationSeconds"] for s in summaries),
+        "shards": len(summaries),
+        "reportPath": report_path,
+        "failedTests": [test for s in summaries for test in s["failedTests"]],
+        "runId": summaries[0]["runId"],
+        "startTime": min(s["startTime"] for s in summaries),
+    }
+
+
+def index_html(run: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The run-level report.html: totals, and each shard's own pytest-html report linked."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(key)}</th>" for key in ("shard", "result", *COUNTS, "durationSeconds"))
+
+    def row(s: Mapping[str, Any], label: str) -> str:
+        cells = "".join(f"<td>{esc(str(s[key]))}</td>" for key in ("result", *COUNTS, "durationSeconds"))
+        return f"<tr><td>{label}</td>{cells}</tr>"
+
+    shard_rows = "".join(
+        row(s, f'<a href="shard-{s["shard"]}/report.html">shard {s["shard"]}</a>') for s in summaries
+    )
+    failed = "".join(f"<li><code>{esc(test)}</code></li>" for test in run["failedTests"])
+    reason = f"<p>{esc(run['reason'])}</p>" if "reason" in run else ""
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{esc(run["runId"])}</title>'
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>"
+        f"<h1>Run {esc(run['runId'])}: {esc(run['result'])}</h1>{reason}"
+        f"<table><tr>{head}</tr>{row(run, 'all')}{shard_rows}</table>"
+        f"<h2>Failed tests ({len(run['failedTests'])})</h2><ul>{failed}</ul></body></html>"
+    )

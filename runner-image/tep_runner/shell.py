@@ -1,0 +1,253 @@
+"""The thin shell: the one module that runs processes and touches files; the pure modules decide."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from filelock import FileLock
+
+from tep_runner import gitclone, retention, shards
+from tep_runner.command import collect_command, pytest_command
+from tep_runner.message import termination_message
+from tep_runner.runid import run_id_for
+from tep_runner.settings import Settings, SettingsError, settings_from_env
+from tep_runner.summary import EXIT_CODES, empty_summary, summarize
+
+INTERRUPT_GRACE_SECONDS = 20  # pytest writes its JUnit XML and HTML report on SIGINT; give it time to
+
+
+def run(environ: Mapping[str, str], *, stdout: TextIO | None = None) -> int:
+    """Run one plan's tests as a runner pod (or `tep run --local`) does; return 0, 1 or 2.
+
+    `environ` holds the TEP_* settings (docs/architecture.md); pytest runs with os.environ updated by it.
+    Output streams to `stdout` (default sys.stdout) and into the run folder's pytest.log.
+    """
+    out = stdout or sys.stdout
+    try:
+        settings = settings_from_env(environ)
+    except SettingsError as e:
+        out.write(f"tep-runner: {e}\n")
+        summary = empty_summary("Error", str(e), 0, 1, "", "", _now().isoformat())
+        _write_termination_log(environ.get("TEP_TERMINATION_LOG", ""), summary, out)
+        return 2
+    return _Run(settings, environ, out).execute()
+
+
+class _Run:
+    def __init__(self, settings: Settings, environ: Mapping[str, str], out: TextIO) -> None:
+        # Absolute: pytest runs with the tests folder as its working directory.
+        self.settings = replace(
+            settings, tests_dir=settings.tests_dir.absolute(), reports_dir=settings.reports_dir.absolute()
+        )
+        self.out = out
+        self.env = {**os.environ, **environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        self.start = _now()
+        self.run_id = run_id_for(settings.run_id, settings.job_name, self.start, secrets.token_hex(4))
+        self.plan_dir = settings.reports_dir / settings.namespace / settings.plan
+        self.run_dir = self.plan_dir / self.run_id
+        shard_dir = f"shard-{settings.shard_index}" if settings.shards > 1 else ""
+        self.out_dir = self.run_dir / shard_dir
+        self.rel_dir = Path(settings.namespace, settings.plan, self.run_id, shard_dir)
+
+    def execute(self) -> int:
+        try:
+            summary = self._run()
+        except (OSError, subprocess.SubprocessError) as e:
+            self._say(f"the run broke: {e}")
+            summary = self._empty("Error", f"the run broke: {e}")
+        _write_termination_log(str(self.settings.termination_log or ""), summary, self.out)
+        return EXIT_CODES[summary["result"]]
+
+    def _run(self) -> dict[str, Any]:
+        s = self.settings
+        self.plan_dir.mkdir(parents=True, exist_ok=True)
+        self._prune()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._update_latest()
+        if not s.tests_dir.is_dir():
+            summary = self._empty("Error", f"TEP_TESTS_DIR: {s.tests_dir} is not a directory")
+        else:
+            with tempfile.TemporaryDirectory(prefix="tep-runner-") as tmp:
+                summary = self._pytest(Path(tmp))
+        _write_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+        if s.shards > 1:
+            self._merge_if_complete()
+        return summary
+
+    def _pytest(self, tmp: Path) -> dict[str, Any]:
+        s = self.settings
+        ids_file = None
+        if s.shards > 1:
+            collected = tmp / "collected.txt"
+            collected.touch()
+            command = collect_command(s, tmp / "cache", sys.executable, collected)
+            code = self._stream(command, tmp / "collect.log")
+            nodeids = collected.read_text().splitlines()
+            if code != 0 or not nodeids:
+                # Let the run itself report the collection problem (no tests, import errors, bad args).
+                nodeids = []
+            else:
+                mine = shards.split(nodeids, s.shards, s.shard_index)
+                self._say(f"shard {s.shard_index}/{s.shards}: {len(mine)} of {len(nodeids)} tests")
+                if not mine:
+                    return self._empty("Passed", "")
+                ids_file = tmp / "shard-ids.txt"
+                ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
+        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file)
+        began = time.monotonic()
+        code = self._stream(command, self.out_dir / "pytest.log")
+        duration = time.monotonic() - began
+        junit = self.out_dir / "junit.xml"
+        report = "report.html" if (self.out_dir / "report.html").exists() else "pytest.log"
+        return summarize(
+            junit_xml=junit.read_text() if junit.exists() else None,
+            log_text=(self.out_dir / "pytest.log").read_text(errors="replace"),
+            exit_code=code,
+            duration_seconds=duration,
+            shard=s.shard_index,
+            shards=s.shards,
+            report_path=str(self.rel_dir / report),
+            run_id=self.run_id,
+            start_time=self.start.isoformat(),
+        )
+
+    def _stream(self, command: list[str], log_path: Path) -> int:
+        """Run a command in the tests folder; its output goes to `out` as it comes and into `log_path`."""
+        self._say(f"running: {' '.join(command)}")
+        with (
+            log_path.open("wb") as log,
+            subprocess.Popen(
+                command,
+                cwd=self.settings.tests_dir,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            try:
+                self._copy(proc.stdout, log)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM at activeDeadlineSeconds (see __main__)
+                self._say("interrupted: stopping pytest")
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(INTERRUPT_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                self._copy(proc.stdout, log)
+            return proc.wait()
+
+    def _copy(self, source: IO[bytes], log: IO[bytes]) -> None:
+        # Chunks, not lines: pytest's progress dots of one file share a line, and `kubectl logs -f` should
+        # show them as they come.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while chunk := source.read1(65536):  # type: ignore[attr-defined]
+            log.write(chunk)
+            self.out.write(decoder.decode(chunk))
+            self.out.flush()
+
+    def _prune(self) -> None:
+        entries = []
+        for path in self.plan_dir.iterdir():
+            mtime = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+            entries.append(retention.Entry(path.name, path.is_dir() and not path.is_symlink(), mtime))
+        s = self.settings
+        for entry in retention.to_delete(entries, self.run_id, s.keep_last, s.max_age_days, self.start):
+            path = self.plan_dir / entry.name
+            self._say(f"retention: removing {path}")
+            if entry.is_dir:
+                # A concurrent shard may be removing the same run; rmtree never follows links inside.
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)  # a file or a link (never its target)
+
+    def _update_latest(self) -> None:
+        # Replace the link atomically: readers never see `latest` missing.
+        temporary = self.plan_dir / f".latest-{secrets.token_hex(4)}"
+        temporary.symlink_to(self.run_id)
+        os.replace(temporary, self.plan_dir / retention.LATEST)
+
+    def _merge_if_complete(self) -> None:
+        """The last shard to finish writes the run-level files; the lock makes "last" well defined."""
+        n = self.settings.shards
+        with FileLock(self.run_dir / ".merge.lock"):
+            paths = [self.run_dir / f"shard-{i}" / "summary.json" for i in range(n)]
+            if not all(p.exists() for p in paths):
+                return
+            summaries = [json.loads(p.read_text()) for p in paths]
+            run = shards.merge_summaries(summaries, str(self.rel_dir.parent / "report.html"))
+            junits = [p.with_name("junit.xml") for p in paths if p.with_name("junit.xml").exists()]
+            _write_atomic(self.run_dir / "junit.xml", shards.merge_junit([j.read_text() for j in junits]))
+            _write_atomic(self.run_dir / "report.html", shards.index_html(run, summaries))
+            logs = [p.with_name("pytest.log") for p in paths if p.with_name("pytest.log").exists()]
+            text = [f"===== shard {i} =====\n{log.read_text(errors='replace')}" for i, log in enumerate(logs)]
+            _write_atomic(self.run_dir / "pytest.log", "".join(text))
+            _write_atomic(self.run_dir / "summary.json", json.dumps(run, indent=2))
+            self._say(f"merged {n} shards: {run['result']}")
+
+    def _empty(self, result: str, reason: str) -> dict[str, Any]:
+        s = self.settings
+        log = self.out_dir / "pytest.log"
+        path = str(self.rel_dir / "pytest.log") if log.exists() else ""
+        start = self.start.isoformat()
+        return empty_summary(result, reason, s.shard_index, s.shards, path, self.run_id, start)
+
+    def _say(self, text: str) -> None:
+        self.out.write(f"tep-runner: {text}\n")
+        self.out.flush()
+
+
+def git_clone(environ: Mapping[str, str], credentials: Path = gitclone.CREDENTIALS_DIR) -> int:
+    """`tep-runner git-clone`: fetch TEP_GIT_REF of TEP_GIT_URL into TEP_GIT_DEST; 0, or 2 on failure."""
+    try:
+        settings = gitclone.git_settings_from_env(environ)
+    except SettingsError as e:
+        print(f"tep-runner git-clone: {e}", file=sys.stderr)
+        return 2
+    present = frozenset(p.name for p in credentials.iterdir()) if credentials.is_dir() else frozenset()
+    with tempfile.TemporaryDirectory(prefix="tep-git-") as tmp:
+        key = None
+        if "ssh-privatekey" in present:
+            key = Path(tmp, "id")
+            shutil.copyfile(credentials / "ssh-privatekey", key)
+            key.chmod(0o600)  # Secret volumes are often 0644, which ssh refuses for a private key
+        known_hosts = credentials / "known_hosts" if "known_hosts" in present else Path(tmp, "known_hosts")
+        env = {**os.environ, **environ, **gitclone.credential_env(credentials, present, key, known_hosts)}
+        for command in gitclone.clone_commands(settings):
+            if subprocess.run(command, env=env, check=False).returncode != 0:
+                print(f"tep-runner git-clone: failed: {' '.join(command)}", file=sys.stderr)
+                return 2
+    return 0
+
+
+def _write_termination_log(path: str, summary: Mapping[str, Any], out: TextIO) -> None:
+    if not path:
+        return
+    try:
+        Path(path).write_text(termination_message(summary))
+    except OSError as e:
+        out.write(f"tep-runner: cannot write the termination message to {path}: {e}\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

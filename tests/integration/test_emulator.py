@@ -1,0 +1,404 @@
+"""
+Probes of the test Kubernetes API (tests/emulator.py): one small test per gap of raw kmock 0.8.
+
+Each of these would fail against a raw ``kmock.KubernetesEmulator``.
+"""
+
+import json
+import threading
+import time
+
+import kopf
+import kubernetes
+import kubernetes.watch
+import pytest
+from kubernetes.client import ApiException
+
+from tests.emulator import Emulator, run_kopf_in_thread, wait_for
+
+GROUP, VERSION, PLURAL = "tep.dev", "v1alpha1", "testplans"
+
+
+def plan_body(name: str, **spec: object) -> dict:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TestPlan",
+        "metadata": {"name": name},
+        "spec": spec or {"schedule": "*/5 * * * *"},
+    }
+
+
+def cronjob(name: str, **meta: object) -> dict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, **meta},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {"containers": [{"name": "c", "image": "x"}], "restartPolicy": "Never"}
+                    }
+                }
+            },
+        },
+    }
+
+
+@pytest.fixture()
+def custom(kube: Emulator) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(kube.api_client())
+
+
+@pytest.fixture()
+def core(kube: Emulator) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(kube.api_client())
+
+
+@pytest.fixture()
+def batch(kube: Emulator) -> kubernetes.client.BatchV1Api:
+    return kubernetes.client.BatchV1Api(kube.api_client())
+
+
+def test_metadata_is_filled(custom):
+    obj = custom.create_namespaced_custom_object(GROUP, VERSION, "qa", PLURAL, plan_body("p1"))
+    meta = obj["metadata"]
+    assert meta["namespace"] == "qa"  # from the URL
+    assert meta["uid"] and meta["creationTimestamp"].endswith("Z")
+    assert meta["generation"] == 1
+    rv1 = meta["resourceVersion"]
+
+    obj = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "qa", PLURAL, "p1", {"metadata": {"labels": {"a": "b"}}}
+    )
+    assert obj["metadata"]["resourceVersion"] != rv1  # bumped on every write
+    assert obj["metadata"]["generation"] == 1  # metadata change: no generation bump
+    assert obj["metadata"]["uid"] == meta["uid"]
+
+    obj = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "qa", PLURAL, "p1", {"spec": {"schedule": "@daily"}}
+    )
+    assert obj["metadata"]["generation"] == 2  # spec change: bumped
+
+
+def test_status_subresource_separation(custom):
+    body = plan_body("p1")
+    body["status"] = {"phase": "Ignored"}
+    obj = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
+    assert "status" not in obj  # status is dropped on create
+
+    obj = custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, "default", PLURAL, "p1", {"status": {"phase": "Ready"}, "spec": {"schedule": "X"}}
+    )
+    assert obj["status"] == {"phase": "Ready"}
+    assert obj["spec"]["schedule"] == "*/5 * * * *"  # spec unchanged via /status
+    assert obj["metadata"]["generation"] == 1
+
+    obj = custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        "p1",
+        {"status": {"phase": "Hacked"}, "spec": {"schedule": "@daily"}},
+    )
+    assert obj["status"] == {"phase": "Ready"}  # status unchanged via the main resource
+    assert obj["spec"]["schedule"] == "@daily"
+
+
+def test_job_and_pod_status_can_be_set_directly(batch, core):
+    batch.create_namespaced_job(
+        "default",
+        {
+            "metadata": {"name": "j1"},
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "c", "image": "x"}], "restartPolicy": "Never"}}
+            },
+        },
+    )
+    job = batch.patch_namespaced_job_status("j1", "default", {"status": {"succeeded": 1}})
+    assert job.status.succeeded == 1
+    core.create_namespaced_pod(
+        "default", {"metadata": {"name": "p1"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    )
+    pod = core.patch_namespaced_pod_status("p1", "default", {"status": {"phase": "Succeeded"}})
+    assert pod.status.phase == "Succeeded"
+
+
+def test_label_selector_on_list(core):
+    for name, labels in [("a", {"app": "x", "tier": "1"}), ("b", {"app": "y"}), ("c", {})]:
+        core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})
+
+    def names(selector: str) -> list[str]:
+        return [
+            cm.metadata.name
+            for cm in core.list_namespaced_config_map("default", label_selector=selector).items
+        ]
+
+    assert names("app=x") == ["a"]
+    assert names("app!=x") == ["b", "c"]
+    assert names("app") == ["a", "b"]
+    assert names("!app") == ["c"]
+    assert names("app in (x,y),tier") == ["a"]
+    assert names("app notin (x)") == ["b", "c"]
+    assert [
+        cm.metadata.name
+        for cm in core.list_config_map_for_all_namespaces(field_selector="metadata.name=b").items
+    ] == ["b"]
+
+
+def collect_watch(kube: Emulator, events: list) -> threading.Thread:
+    """Watch all testplans cluster-wide with the official client's ``Watch`` into ``events``."""
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client())
+
+    def main() -> None:
+        for event in kubernetes.watch.Watch().stream(
+            custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            PLURAL,
+            timeout_seconds=3,
+            allow_watch_bookmarks=True,
+        ):
+            events.append(event)
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    return thread
+
+
+def raw_watch(kube: Emulator, path: str, *, until: int, timeout: float = 5) -> list[dict]:
+    """Read a watch stream until ``until`` events arrived (or the server-side timeout ends it)."""
+    client = kube.api_client()
+    response = client.rest_client.pool_manager.request(
+        "GET", kube.url + path, preload_content=False, timeout=timeout
+    )
+    events, buffer = [], b""
+    for chunk in response.stream(1024):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                events.append(json.loads(line))
+        if len(events) >= until:
+            break
+    response.release_conn()
+    return events
+
+
+def test_label_selector_on_watch(kube, core):
+    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "a", "labels": {"app": "x"}}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "b", "labels": {"app": "y"}}})
+    core.patch_namespaced_config_map("a", "default", {"metadata": {"labels": {"app": "z"}}})  # leaves
+    events = raw_watch(
+        kube,
+        f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"
+        f"&labelSelector=app%3Dx&timeoutSeconds=1",
+        until=2,
+    )
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "a"),
+        ("DELETED", "a"),
+    ]
+
+
+def test_generate_name_twice(core):
+    body = {
+        "metadata": {"generateName": "kopf-event-"},
+        "reason": "R",
+        "message": "m",
+        "involvedObject": {"kind": "TestPlan", "name": "p", "namespace": "default"},
+    }
+    e1 = core.create_namespaced_event("default", body)
+    e2 = core.create_namespaced_event("default", body)
+    assert e1.metadata.name.startswith("kopf-event-") and len(e1.metadata.name) == len("kopf-event-") + 5
+    assert e1.metadata.name != e2.metadata.name
+
+
+def test_garbage_collection_of_owned_objects(custom, batch, core):
+    plan = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, plan_body("p1"))
+    owner = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TestPlan",
+        "name": "p1",
+        "uid": plan["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    cj = batch.create_namespaced_cron_job("default", cronjob("cj1", ownerReferences=[owner]))
+    job_owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "cj1", "uid": cj.metadata.uid}
+    batch.create_namespaced_job(
+        "default",
+        {
+            "metadata": {"name": "j1", "ownerReferences": [job_owner]},
+            "spec": {"template": {"spec": {"containers": []}}},
+        },
+    )
+    batch.create_namespaced_cron_job("default", cronjob("unowned"))
+
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "p1")
+    assert [c.metadata.name for c in batch.list_namespaced_cron_job("default").items] == ["unowned"]
+    assert batch.list_namespaced_job("default").items == []  # cascaded through the CronJob
+
+    core.delete_namespace("default")  # deleting a namespace deletes its objects
+    assert batch.list_cron_job_for_all_namespaces().items == []
+    with pytest.raises(ApiException) as err:
+        core.read_namespace("default")
+    assert err.value.status == 404
+
+
+def test_finalizers_keep_a_deleted_object(custom):
+    body = plan_body("p1")
+    body["metadata"]["finalizers"] = ["tep.dev/cleanup"]
+    custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "p1")
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "p1")
+    assert obj["metadata"]["deletionTimestamp"]
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "p1", {"metadata": {"finalizers": None}}
+    )
+    with pytest.raises(ApiException) as err:
+        custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "p1")
+    assert err.value.status == 404
+
+
+def apply(kube: Emulator, body: dict) -> tuple[int, dict]:
+    client = kube.api_client()
+    name = body["metadata"]["name"]
+    response = client.rest_client.pool_manager.request(
+        "PATCH",
+        f"{kube.url}/apis/batch/v1/namespaces/default/cronjobs/{name}?fieldManager=tep-operator&force=true",
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    return response.status, json.loads(response.data)
+
+
+def test_server_side_apply_create_update_noop(kube):
+    status, created = apply(kube, cronjob("cj1"))
+    assert status == 201
+    assert created["metadata"]["generation"] == 1
+
+    changed = cronjob("cj1")
+    changed["spec"]["schedule"] = "*/2 * * * *"
+    status, updated = apply(kube, changed)
+    assert status == 200
+    assert updated["spec"]["schedule"] == "*/2 * * * *"
+    assert updated["metadata"]["generation"] == 2
+    assert int(updated["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+    status, same = apply(kube, changed)
+    assert status == 200
+    assert same["metadata"]["resourceVersion"] == updated["metadata"]["resourceVersion"]  # no-op: no bump
+
+
+def test_json_patch_test_op_and_stale_put(kube, custom):
+    obj = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, plan_body("p1"))
+    rv = obj["metadata"]["resourceVersion"]
+    ops = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["x/y"]},
+    ]
+    client = kube.api_client()
+    url = f"{kube.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}/p1"
+    ok = client.rest_client.pool_manager.request(
+        "PATCH", url, body=json.dumps(ops).encode(), headers={"Content-Type": "application/json-patch+json"}
+    )
+    assert ok.status == 200 and json.loads(ok.data)["metadata"]["finalizers"] == ["x/y"]
+    stale = client.rest_client.pool_manager.request(
+        "PATCH", url, body=json.dumps(ops).encode(), headers={"Content-Type": "application/json-patch+json"}
+    )
+    assert stale.status == 422  # as a real API server; kopf expects 422 for a failed test op
+    assert json.loads(stale.data)["kind"] == "Status"
+
+    obj["spec"]["schedule"] = "@daily"  # the stale resourceVersion from the create
+    with pytest.raises(ApiException) as err:
+        custom.replace_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "p1", obj)
+    assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "Conflict"
+
+
+def test_errors_have_kubernetes_status_shape(custom):
+    with pytest.raises(ApiException) as err:
+        custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "missing")
+    assert err.value.status == 404 and json.loads(err.value.body)["reason"] == "NotFound"
+    custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, plan_body("p1"))
+    with pytest.raises(ApiException) as err:
+        custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, plan_body("p1"))
+    assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "AlreadyExists"
+
+
+def test_watch_events_for_create_modify_delete(kube, custom):
+    events: list = []
+    thread = collect_watch(kube, events)
+    wait_for(lambda: kube.call(lambda: len(kube.handler._inflight) >= 1), message="watch not connected")
+
+    custom.create_namespaced_custom_object(GROUP, VERSION, "qa", PLURAL, plan_body("p1"))
+    custom.patch_namespaced_custom_object_status(GROUP, VERSION, "qa", PLURAL, "p1", {"status": {"x": 1}})
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "qa", PLURAL, "p1")
+    seen = wait_for(
+        lambda: [(e["type"], e["object"].get("status")) for e in events] if len(events) >= 3 else None,
+        message=f"watch events: {events}",
+    )
+    assert seen == [("ADDED", None), ("MODIFIED", {"x": 1}), ("DELETED", {"x": 1})]
+    thread.join(timeout=5)
+    assert not thread.is_alive()  # timeoutSeconds ended the stream
+
+
+def test_discovery_of_testplans(kube):
+    client = kube.api_client()
+    groups = json.loads(client.rest_client.pool_manager.request("GET", kube.url + "/apis").data)
+    assert "tep.dev" in [g["name"] for g in groups["groups"]]
+    apis = kubernetes.client.ApisApi(client).get_api_versions()
+    assert {"tep.dev", "batch", "coordination.k8s.io", "events.k8s.io"} <= {g.name for g in apis.groups}
+    resources = json.loads(
+        client.rest_client.pool_manager.request("GET", kube.url + f"/apis/{GROUP}/{VERSION}").data
+    )
+    by_name = {r["name"]: r for r in resources["resources"]}
+    assert by_name["testplans"]["kind"] == "TestPlan" and by_name["testplans"]["namespaced"] is True
+    assert by_name["testplans"]["shortNames"] == ["tp"] and "testplans/status" in by_name
+
+
+def test_performance_stays_linear(kube, batch):
+    durations = []
+    for i in range(500):
+        started = time.perf_counter()
+        batch.create_namespaced_cron_job("default", cronjob(f"cj-{i}"))
+        durations.append(time.perf_counter() - started)
+    first, last = sum(durations[:100]), sum(durations[-100:])
+    assert last < 3 * first, f"first 100 creates: {first:.3f}s, last 100: {last:.3f}s"
+    assert len(batch.list_namespaced_cron_job("default").items) == 500
+
+
+def test_kopf_runs_against_the_emulator(kube, custom, core):
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    def created(body, patch, **_):
+        patch.status["phase"] = "Seen"
+        kopf.info(body, reason="Hello", message="first")
+        kopf.info(body, reason="Hello", message="second")
+
+    with run_kopf_in_thread(registry, url=kube.url) as operator:
+        custom.create_namespaced_custom_object(GROUP, VERSION, "qa", PLURAL, plan_body("p1"))
+        wait_for(
+            lambda: (
+                custom.get_namespaced_custom_object(GROUP, VERSION, "qa", PLURAL, "p1")
+                .get("status", {})
+                .get("phase")
+                == "Seen"
+            ),
+            message="kopf's status patch did not land",
+        )
+        events = wait_for(
+            lambda: (
+                [e for e in core.list_namespaced_event("qa").items if e.reason == "Hello"]
+                if len([e for e in core.list_namespaced_event("qa").items if e.reason == "Hello"]) >= 2
+                else None
+            ),
+            message="kopf's events were not posted",
+        )
+    assert len({e.metadata.name for e in events}) == 2
+    assert sorted(e.message for e in events) == ["first", "second"]
+    assert operator.startup_seconds < 3 and operator.shutdown_seconds < 3, operator

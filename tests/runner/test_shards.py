@@ -1,0 +1,59 @@
+import xml.etree.ElementTree as ET
+
+from tep_runner.shards import index_html, merge_junit, merge_summaries, split
+from tep_runner.summary import counts_from_junit
+
+IDS = [f"test_{f}.py::test_{i}" for f in "cab" for i in range(7)]
+
+
+def test_split_is_complete_disjoint_fair_and_order_independent():
+    parts = [split(IDS, 3, i) for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(IDS)
+    assert {len(p) for p in parts} == {7}
+    assert parts == [split(list(reversed(IDS)), 3, i) for i in range(3)]
+
+
+def test_more_shards_than_tests():
+    assert [split(["a::t"], 3, i) for i in range(3)] == [["a::t"], [], []]
+
+
+def junit(*cases):
+    body = "".join(cases)
+    return f'<testsuites name="pytest tests"><testsuite name="pytest" tests="{len(cases)}">{body}</testsuite></testsuites>'
+
+
+def test_merge_junit_keeps_every_testcase():
+    a = junit('<testcase classname="test_a" name="t1" file="test_a.py"/>')
+    b = junit(
+        '<testcase classname="test_b" name="t2" file="test_b.py"><failure message="x"/></testcase>',
+        '<testcase classname="test_b" name="t3" file="test_b.py"/>',
+    )
+    merged = merge_junit([a, b])
+    assert len(ET.fromstring(merged).findall("testsuite")) == 2
+    counts = counts_from_junit(merged)
+    assert (counts.total, counts.passed, counts.failed, counts.failed_tests) == (3, 2, 1, ("test_b.py::t2",))
+
+
+def shard(i, result, **counts):
+    base = {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0, "workers": 2}
+    return base | counts | {
+        "result": result, "shard": i, "shards": 2, "durationSeconds": 10.0 + i, "runId": "r1",
+        "startTime": f"2026-11-21T19:42:0{i}+00:00", "failedTests": [f"t{i}.py::x"] * counts.get("failed", 0),
+    }  # fmt: skip
+
+
+def test_merge_summaries():
+    run = merge_summaries([shard(0, "Passed", total=5, passed=5), shard(1, "Failed", total=4, passed=3, failed=1)], "p")
+    assert (run["result"], run["total"], run["passed"], run["failed"], run["workers"]) == ("Failed", 9, 8, 1, 4)
+    assert (run["durationSeconds"], run["shards"], run["failedTests"], run["reportPath"]) == (11.0, 2, ["t1.py::x"], "p")
+    assert run["startTime"] == "2026-11-21T19:42:00+00:00"
+    broken = merge_summaries([shard(0, "Failed", failed=1), shard(1, "Error") | {"reason": "no tests collected"}], "p")
+    assert (broken["result"], broken["reason"]) == ("Error", "shard 1: no tests collected")
+
+
+def test_index_links_each_shard_report_and_escapes():
+    shards = [shard(0, "Passed", total=1, passed=1), shard(1, "Failed", total=1, failed=1)]
+    run = merge_summaries(shards, "p") | {"failedTests": ["t.py::test[<b>]"]}
+    page = index_html(run, shards)
+    assert 'href="shard-0/report.html"' in page and 'href="shard-1/report.html"' in page
+    assert "t.py::test[&lt;b&gt;]" in page and "<b>]" not in page
