@@ -13,8 +13,8 @@ $(BIN)/tep: pyproject.toml
 
 install: $(BIN)/tep
 
-.tools/bin/helm:
-	bash scripts/install-helm.sh .tools/bin
+.tools/bin/helm: $(BIN)/tep
+	PYTHON=$(BIN)/python bash scripts/install-helm.sh .tools/bin
 
 demo: $(BIN)/tep
 	$(BIN)/tep run --local -f examples/smoke/plan.yaml

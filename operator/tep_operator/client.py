@@ -137,12 +137,15 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    def list_jobs(self, namespace: str, plan_name: str) -> list[dict[str, Any]]:
-        selector = f"{names.LABEL_PLAN}={names.plan_label(plan_name)}"
-        result = _json(
-            self.batch.list_namespaced_job(namespace, label_selector=selector, _preload_content=False)
-        )
-        return list(result.get("items", []))
+    def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+        if namespace:
+            response = self.batch.list_namespaced_job(
+                namespace, label_selector=selector, _preload_content=False
+            )
+        else:
+            response = self.batch.list_job_for_all_namespaces(label_selector=selector, _preload_content=False)
+        return list(_json(response).get("items", []))
 
     def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         selector = f"{names.LABEL_JOB_NAME}={job_name}"

@@ -9,6 +9,7 @@ status write goes through `update_status`: compute a patch from the freshest sta
 send it with that resourceVersion, retrying on a conflict. Nothing is lost to a race.
 """
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -24,6 +25,8 @@ from tep_operator.plan import Plan, PlanError, read_plan
 TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 CONFLICT_RETRIES = 8
+KOPF_PREFIX = f"kopf.{names.GROUP}"
+LOGGER = logging.getLogger("tep_operator.resync")
 
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
@@ -63,6 +66,22 @@ def update_status(
 
 def active_runs(plan_jobs: kopf.Index, namespace: str, plan_name: str) -> list[str]:
     return [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
+
+
+async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
+    """Every `interval`: re-apply each plan's CronJob (a no-op unless it drifted), refresh
+    nextRunTime, and start run requests an earlier attempt could not.
+
+    One loop over a LIST, not a kopf timer: kopf puts a finalizer on every object that has a
+    timer, and a finalizer makes deleting a plan wait for the operator to be up.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            # to_thread copies the context: kopf's Event posting works from the thread.
+            await asyncio.to_thread(reconciler.resync_all)
+        except Exception:
+            LOGGER.exception("Resync failed; trying again in %ss", interval)
 
 
 class Reconciler:
@@ -156,6 +175,37 @@ class Reconciler:
             kopf.info(body, reason="RunStarted", message=f"Job {job_name} for the run requested at {request}")
             logger.info("Started Job %s for run request %s", job_name, request)
 
+    def resync_all(self) -> None:
+        namespaces = self.config.namespaces or (None,)
+        plans = [plan for ns in namespaces for plan in self.kube.list_plans(ns)]
+        active: dict[tuple[str, str], list[str]] = {}
+        for job in (job for ns in namespaces for job in self.kube.list_managed_jobs(ns)):
+            if runs.job_active(job):
+                metadata = job["metadata"]
+                key = (
+                    metadata["namespace"],
+                    metadata.get("annotations", {}).get(names.ANNOTATION_PLAN_NAME, ""),
+                )
+                active.setdefault(key, []).append(metadata["name"])
+        for plan in plans:
+            namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
+            logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
+            try:
+                self.reconcile(plan, active.get((namespace, name), []), logger, announce=False)
+            except Exception:  # one broken plan must not stop the others' resync
+                logger.exception("Resync of %s/%s failed", namespace, name)
+
+    def plan_exists(self, plan: Plan) -> bool:
+        """Whether this very plan (same uid) still exists and is not being deleted."""
+        try:
+            body = self.kube.get_plan(plan.namespace, plan.name)
+        except ApiException as exc:
+            if is_status(exc, 404):
+                return False
+            raise
+        metadata = body["metadata"]
+        return metadata.get("uid") == plan.uid and not metadata.get("deletionTimestamp")
+
     def job_changed(
         self, job: Mapping[str, Any], namespace: str, plan_name: str, active: list[str], logger: kopf.Logger
     ) -> None:
@@ -218,7 +268,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     reconciler = Reconciler(config, kube)
 
-    @kopf.index(*TESTPLANS, registry=registry)
+    @kopf.index(*TESTPLANS, id="valid_plans", registry=registry)
     def valid_plans(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Plan]:
         """The valid plans by (namespace, name), to restore their CronJobs without a lookup."""
         try:
@@ -227,47 +277,49 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             return {}
         return {(plan.namespace, plan.name): plan}
 
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="plan_jobs", registry=registry)
     def plan_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], tuple[str, bool]]:
         """Each plan's Jobs and whether they still run: the source of `phase: Running`."""
         plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
         return {(namespace, plan_name): (body.metadata.name, runs.job_active(body))}
 
-    @kopf.on.create(*TESTPLANS, registry=registry)
+    @kopf.on.create(*TESTPLANS, id="plan_created", registry=registry)
     def plan_created(
         body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
     ) -> None:
         reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=True)
 
-    @kopf.on.update(*TESTPLANS, registry=registry)
+    @kopf.on.update(*TESTPLANS, id="plan_updated", registry=registry)
     def plan_updated(
         body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
     ) -> None:
         reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=True)
 
-    @kopf.on.resume(*TESTPLANS, registry=registry)
+    @kopf.on.resume(*TESTPLANS, id="plan_resumed", registry=registry)
     def plan_resumed(
         body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
     ) -> None:
         reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=False)
 
-    @kopf.timer(
-        *TESTPLANS, interval=config.resync_seconds, initial_delay=config.resync_seconds, registry=registry
-    )
-    def plan_resync(
-        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
-    ) -> None:
-        """Re-apply the CronJob (a no-op unless it drifted), keep nextRunTime fresh, and pick
-        up a run request that an earlier attempt could not start."""
-        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=False)
+    resync: dict[str, asyncio.Task[None]] = {}
 
-    @kopf.on.delete(*TESTPLANS, optional=True, registry=registry)
+    @kopf.on.startup(id="start_resync", registry=registry)
+    async def start_resync(**_: Any) -> None:
+        resync["task"] = asyncio.create_task(resync_forever(reconciler, config.resync_seconds))
+
+    @kopf.on.cleanup(id="stop_resync", registry=registry)
+    async def stop_resync(**_: Any) -> None:
+        task = resync.pop("task", None)
+        if task:
+            task.cancel()
+
+    @kopf.on.delete(*TESTPLANS, optional=True, id="plan_deleted", registry=registry)
     def plan_deleted(namespace: str, name: str, logger: kopf.Logger, **_: Any) -> None:
         # No finalizer: the owner references let Kubernetes delete the CronJob and Jobs.
         metrics.forget_plan(namespace, name)
         logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
 
-    @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, registry=registry)
+    @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, id="cronjob_event", registry=registry)
     def cronjob_event(
         event: Mapping[str, Any],
         namespace: str,
@@ -283,6 +335,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             return
         desired = cronjob.render_cronjob(plans[0], config)
         if event.get("type") == "DELETED":
+            if not reconciler.plan_exists(plans[0]):
+                return  # deleted with its plan (garbage collection), not by hand
             logger.warning(
                 "CronJob %s was deleted; restoring it from TestPlan %s", body.metadata.name, plan_name
             )
@@ -294,7 +348,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             return
         kube.apply_cronjob(desired)
 
-    @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job_event", registry=registry)
     def job_event(
         event: Mapping[str, Any],
         namespace: str,
@@ -313,7 +367,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
 
     announced: dict[str, str] = {}  # pod uid -> the start failure already announced
 
-    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.on.event("", "v1", "pods", labels=MANAGED, id="pod_event", registry=registry)
     def pod_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         """Say at once, on the plan, why a runner cannot start (its Job fails only at the deadline)."""
         uid = body.metadata.uid or body.metadata.name
@@ -344,10 +398,12 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
-    # kopf's bookkeeping in annotations under our own prefix; status stays ours alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    # kopf's bookkeeping in annotations under a prefix of its own (kopf ignores every
+    # annotation under its prefix, and tep.dev/run-requested-at must not be ignored);
+    # status stays ours alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=names.GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{names.GROUP}/finalizer"
     settings.posting.level = logging.INFO

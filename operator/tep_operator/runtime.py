@@ -6,7 +6,7 @@ from typing import Any
 
 import kopf
 
-from tep_operator import handlers
+from tep_operator import handlers, metrics
 from tep_operator.client import Kube, bearer_token
 from tep_operator.config import OperatorConfig
 
@@ -15,7 +15,7 @@ def build(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     """The registry with every handler, plus login and settings for this instance."""
     registry = handlers.build_registry(config, kube)
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         # The same credentials the client module uses: one kubeconfig, one identity.
         c = kube.configuration
@@ -30,7 +30,7 @@ def build(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             private_key_path=c.key_file,
         )
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="configure", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         handlers.configure(settings, config)
 
@@ -46,14 +46,19 @@ def run(
 ) -> None:
     """Run the operator until stopped (SIGTERM/SIGINT, or `stop_flag`) in a new event loop."""
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
-    asyncio.run(
-        kopf.operator(
-            registry=build(config, kube),
-            standalone=True,
-            clusterwide=not config.namespaces,
-            namespaces=config.namespaces,
-            liveness_endpoint=liveness,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+    metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=build(config, kube),
+                standalone=True,
+                clusterwide=not config.namespaces,
+                namespaces=config.namespaces,
+                liveness_endpoint=liveness,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
         )
-    )
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -94,13 +95,12 @@ class _Run:
         if s.shards > 1:
             collected = tmp / "collected.txt"
             collected.touch()
-            command = collect_command(s, tmp / "cache", sys.executable, collected)
-            code = self._stream(command, tmp / "collect.log")
+            code = self._stream(
+                collect_command(s, tmp / "cache", sys.executable, collected), tmp / "collect.log"
+            )
             nodeids = collected.read_text().splitlines()
-            if code != 0 or not nodeids:
-                # Let the run itself report the collection problem (no tests, import errors, bad args).
-                nodeids = []
-            else:
+            # On a collection problem (no tests, import errors, bad args) the whole run below reports it.
+            if code == 0 and nodeids:
                 mine = shards.split(nodeids, s.shards, s.shard_index)
                 self._say(f"shard {s.shard_index}/{s.shards}: {len(mine)} of {len(nodeids)} tests")
                 if not mine:
@@ -144,11 +144,11 @@ class _Run:
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM at activeDeadlineSeconds (see __main__)
                 self._say("interrupted: stopping pytest")
                 proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(INTERRUPT_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                # Keep reading (pytest's last words, and a full pipe would block it), but not forever.
+                deadline = threading.Timer(INTERRUPT_GRACE_SECONDS, proc.kill)
+                deadline.start()
                 self._copy(proc.stdout, log)
+                deadline.cancel()
             return proc.wait()
 
     def _copy(self, source: IO[bytes], log: IO[bytes]) -> None:

@@ -95,13 +95,15 @@ def outcome(exit_code: int, counts: Counts, log_text: str) -> tuple[str, str]:
         why = f"pytest was killed by signal {-exit_code}"
     else:
         why = f"pytest exited with {exit_code}"
-    last = _last_line(log_text.splitlines())
-    return "Error", f"{why}: {last}" if last else why
+    detail = _detail(log_text.splitlines())
+    return "Error", f"{why}: {detail}" if detail else why
 
 
-def _last_line(lines: Iterable[str]) -> str:
+def _detail(lines: Iterable[str]) -> str:
+    """The line that best says why: the last "error:" line (usage errors end with inifile/rootdir lines)."""
     meaningful = [line.strip() for line in lines if line.strip() and not _WORKERS.match(line.strip())]
-    return meaningful[-1][:300] if meaningful else ""
+    errors = [line for line in meaningful if "error:" in line.lower()]
+    return (errors or meaningful or [""])[-1][:300]
 
 
 def summarize(

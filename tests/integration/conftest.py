@@ -1,10 +1,13 @@
 """Fixtures for integration tests against the in-process Kubernetes API emulator (tests/emulator.py)."""
 
-from collections.abc import Iterator
+import pathlib
+import socket
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.emulator import Emulator, start_emulator
+from tests.integration.harness import Cluster, OperatorThread
 
 
 @pytest.fixture()
@@ -21,3 +24,32 @@ def kube() -> Iterator[Emulator]:
         assert not errors, f"the emulator had server-side errors: {errors!r}"
     finally:
         emulator.stop()
+
+
+@pytest.fixture()
+def cluster(kube: Emulator) -> Cluster:
+    """Typed access to the emulator, and the controllers it lacks (tests/integration/harness.py)."""
+    return Cluster(kube)
+
+
+@pytest.fixture()
+def operator(kube: Emulator, tmp_path: pathlib.Path) -> Iterator[OperatorThread]:
+    """The real operator (tep_operator.runtime.run) in its own thread, against the emulator."""
+    with OperatorThread(kube, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture()
+def free_ports() -> Callable[[int], list[int]]:
+    """Ports free on 127.0.0.1 right now, for servers a test starts."""
+
+    def ports(count: int) -> list[int]:
+        sockets = [socket.socket() for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        found = [sock.getsockname()[1] for sock in sockets]
+        for sock in sockets:
+            sock.close()
+        return found
+
+    return ports

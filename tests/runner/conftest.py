@@ -7,16 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 import tep_runner
-
 
 
 @pytest.fixture(autouse=True)
 def _clean_pytest_env(monkeypatch):
     # The suites under test run in child processes that inherit os.environ; this test run's own xdist
     # variables (PYTEST_XDIST_TESTRUNUID ...) must not leak into them.
-    for name in ("PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_ADDOPTS"):
+    for name in (
+        "PYTEST_XDIST_TESTRUNUID",
+        "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_WORKER_COUNT",
+        "PYTEST_ADDOPTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")
 

@@ -9,7 +9,8 @@ OUT, CACHE = Path("/reports/qa/smoke/r1"), Path("/tmp/x/cache")
 
 def test_full_command_with_plan_args_last():
     settings = settings_from_env(
-        BASE | {"TEP_WORKERS": "4", "TEP_DIST": "loadscope", "TEP_RERUNS": "2", "TEP_PYTEST_ARGS": '["-k", "a b"]'}
+        BASE
+        | {"TEP_WORKERS": "4", "TEP_DIST": "loadscope", "TEP_RERUNS": "2", "TEP_PYTEST_ARGS": '["-k", "a b"]'}
     )
     command = pytest_command(settings, OUT, CACHE, "python3", None)
     assert command[:11] == [

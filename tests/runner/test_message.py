@@ -15,13 +15,17 @@ SUMMARY = {
     "shard": 0,
     "shards": 1,
     "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html",
-    "failedTests": [f"tests/api/test_orders_{i // 50}.py::TestOrders::test_order_state[case-{i}]" for i in range(2000)],
+    "failedTests": [
+        f"tests/api/test_orders_{i // 50}.py::TestOrders::test_order_state[case-{i}]" for i in range(2000)
+    ],
     "runId": "20261121T194200Z-29012345",
 }
 
 
 def test_design_shape_and_key_order():
-    message = json.loads(termination_message(SUMMARY | {"total": 9, "passed": 9, "failed": 0, "failedTests": []}))
+    message = json.loads(
+        termination_message(SUMMARY | {"total": 9, "passed": 9, "failed": 0, "failedTests": []})
+    )
     assert list(message) == [
         "v", "result", "total", "passed", "failed", "errors", "skipped", "flaky",
         "durationSeconds", "workers", "shard", "shards", "reportPath", "failedTests",

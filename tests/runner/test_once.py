@@ -3,7 +3,6 @@ import sys
 import uuid
 
 import pytest
-
 from tep_runner.once import OnceError, run_once
 
 SUITE = {

@@ -11,7 +11,9 @@ def names(entries):
 
 
 def test_keep_last_counts_the_current_run():
-    entries = [Entry(f"2026112{d}T000000Z-{d}", True, OLD) for d in range(1, 6)] + [Entry("latest", False, OLD)]
+    entries = [Entry(f"2026112{d}T000000Z-{d}", True, OLD) for d in range(1, 6)] + [
+        Entry("latest", False, OLD)
+    ]
     doomed = to_delete(entries, "20261125T000000Z-5", keep_last=3, max_age_days=7, now=NOW)
     assert names(doomed) == ["20261121T000000Z-1", "20261122T000000Z-2"]
 
@@ -28,7 +30,11 @@ def test_max_age_by_the_run_id_time_else_mtime():
 
 
 def test_never_the_current_run_latest_or_hidden_temporaries():
-    entries = [Entry("20200101T000000Z-cur", True, OLD), Entry("latest", False, OLD), Entry(".latest-1a2b", False, OLD)]
+    entries = [
+        Entry("20200101T000000Z-cur", True, OLD),
+        Entry("latest", False, OLD),
+        Entry(".latest-1a2b", False, OLD),
+    ]
     assert to_delete(entries, "20200101T000000Z-cur", keep_last=1, max_age_days=1, now=NOW) == []
 
 

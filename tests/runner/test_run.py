@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -38,9 +40,9 @@ def test_all_pass_with_auto_workers(run_runner, write_suite, monkeypatch):
     assert result.run_dir == run_dir
     assert os.readlink(result.plan_dir / "latest") == run_dir.name
     assert result.message == {
-        "v": 1, "result": "Passed", "total": 6, "passed": 6, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0,
-        "durationSeconds": result.message["durationSeconds"], "workers": 2, "shard": 0, "shards": 1,
-        "reportPath": "qa/demo/20251124T160000Z-29400000/report.html", "failedTests": [],
+        "v": 1, "result": "Passed", "total": 6, "passed": 6, "failed": 0, "errors": 0, "skipped": 0,
+        "flaky": 0, "durationSeconds": result.message["durationSeconds"], "workers": 2, "shard": 0,
+        "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html", "failedTests": [],
     }  # fmt: skip
     assert 0 < result.message["durationSeconds"] < 60
     summary = result.summary()
@@ -54,8 +56,18 @@ def test_all_pass_with_auto_workers(run_runner, write_suite, monkeypatch):
 def test_mixed_example_with_a_flaky_test(run_runner):
     result = run_runner(EXAMPLES / "mixed" / "tests", TEP_RERUNS="1")
     assert result.code == 1, result.output
-    counts = {k: result.message[k] for k in ("result", "total", "passed", "failed", "errors", "skipped", "flaky")}
-    assert counts == {"result": "Failed", "total": 8, "passed": 6, "failed": 1, "errors": 0, "skipped": 1, "flaky": 1}
+    counts = {
+        k: result.message[k] for k in ("result", "total", "passed", "failed", "errors", "skipped", "flaky")
+    }
+    assert counts == {
+        "result": "Failed",
+        "total": 8,
+        "passed": 6,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 1,
+        "flaky": 1,
+    }
     assert result.message["failedTests"] == ["test_mixed.py::test_wrong_total"]
     assert result.summary()["failedTests"] == ["test_mixed.py::test_wrong_total"]
 
@@ -64,11 +76,16 @@ def test_without_reruns_the_flaky_test_fails(run_runner):
     result = run_runner(EXAMPLES / "mixed" / "tests", TEP_DIST="no")
     assert result.code == 1, result.output
     assert (result.message["failed"], result.message["flaky"], result.message["workers"]) == (2, 0, 1)
-    assert sorted(result.message["failedTests"]) == ["test_mixed.py::test_flaky_first_attempt", "test_mixed.py::test_wrong_total"]
+    assert sorted(result.message["failedTests"]) == [
+        "test_mixed.py::test_flaky_first_attempt",
+        "test_mixed.py::test_wrong_total",
+    ]
 
 
 def test_collection_error_is_error_not_failure(run_runner, write_suite):
-    tests = write_suite("suite", PASSING | {"test_broken.py": "import no_such_module\n\ndef test_x():\n    pass\n"})
+    tests = write_suite(
+        "suite", PASSING | {"test_broken.py": "import no_such_module\n\ndef test_x():\n    pass\n"}
+    )
     result = run_runner(tests)
     assert result.code == 2, result.output
     assert result.message["result"] == "Error"
@@ -103,7 +120,7 @@ def test_300_failing_tests_message_stays_small(run_runner, write_suite):
         def test_order_state_{'x' * 150}(case):
             assert case < 0
     """}  # fmt: skip
-    result = run_runner(write_suite("suite", suite), TEP_PYTEST_ARGS='["-p", "no:html"]')
+    result = run_runner(write_suite("suite", suite))
     assert result.code == 1
     assert result.message_bytes <= MAX_BYTES
     assert (result.message["total"], result.message["failed"]) == (300, 300)
@@ -123,7 +140,12 @@ def test_retention(run_runner, write_suite, tmp_path):
     (plan_dir / "20990104T000000Z-newlink").symlink_to(outside)  # planted, new: kept, never followed
     (plan_dir / "latest").symlink_to("20990103T000000Z-d")
 
-    result = run_runner(write_suite("suite", PASSING), TEP_KEEP_LAST="3", TEP_MAX_AGE_DAYS="7", TEP_RUN_ID="20990105T000000Z-now")
+    result = run_runner(
+        write_suite("suite", PASSING),
+        TEP_KEEP_LAST="3",
+        TEP_MAX_AGE_DAYS="7",
+        TEP_RUN_ID="20990105T000000Z-now",
+    )
     assert result.code == 0, result.output
     assert sorted(p.name for p in plan_dir.iterdir()) == [
         "20990103T000000Z-d", "20990104T000000Z-newlink", "20990105T000000Z-now", "latest",
@@ -153,7 +175,9 @@ def test_read_only_configmap_layout(run_runner, tmp_path):
     assert result.code == 0, result.output
     assert (result.message["total"], result.message["passed"], result.message["workers"]) == (9, 9, 2)
     assert snapshot(mount) == before  # nothing written beside the tests (root ignores the mode bits)
-    ids = [f"{c.get('file')}::{c.get('name')}" for c in ET.parse(result.run_dir / "junit.xml").iter("testcase")]
+    ids = [
+        f"{c.get('file')}::{c.get('name')}" for c in ET.parse(result.run_dir / "junit.xml").iter("testcase")
+    ]
     assert len(ids) == len(set(ids)) == 9
     assert all(not i.startswith("..") for i in ids)
 
@@ -163,13 +187,19 @@ def snapshot(root: Path) -> list[tuple[str, int]]:
 
 
 def test_two_shards_into_one_run_folder(runner_env, write_suite, tmp_path):
-    tests = write_suite("suite", PASSING | {"test_more.py": "def test_ok():\n    pass\n\ndef test_bad():\n    assert 0\n"})
+    tests = write_suite(
+        "suite", PASSING | {"test_more.py": "def test_ok():\n    pass\n\ndef test_bad():\n    assert 0\n"}
+    )
     procs = []
     for index in range(2):
         env = runner_env(tests, TEP_SHARDS="2", TEP_SHARD_INDEX=str(index), TEP_JOB_NAME="demo-29400000")
         env["TEP_TERMINATION_LOG"] = str(tmp_path / f"message-{index}")
-        procs.append(subprocess.Popen([sys.executable, "-m", "tep_runner"], env=os.environ | env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))  # fmt: skip
+        command = [sys.executable, "-m", "tep_runner"]
+        procs.append(
+            subprocess.Popen(
+                command, env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outputs = [proc.communicate()[0] for proc in procs]
     messages = [json.loads((tmp_path / f"message-{i}").read_text()) for i in range(2)]
     assert sorted(proc.returncode for proc in procs) == [0, 1], outputs  # test_bad lands in one shard only
@@ -178,7 +208,13 @@ def test_two_shards_into_one_run_folder(runner_env, write_suite, tmp_path):
     run_dir = tmp_path / "reports" / "qa" / "demo" / "20251124T160000Z-29400000"
     assert messages[0]["reportPath"] == "qa/demo/20251124T160000Z-29400000/shard-0/report.html"
     run = json.loads((run_dir / "summary.json").read_text())
-    assert (run["result"], run["total"], run["passed"], run["failed"], run["shards"]) == ("Failed", 8, 7, 1, 2)
+    assert (run["result"], run["total"], run["passed"], run["failed"], run["shards"]) == (
+        "Failed",
+        8,
+        7,
+        1,
+        2,
+    )
     assert run["failedTests"] == ["test_more.py::test_bad"]
     assert len(ET.parse(run_dir / "junit.xml").getroot().findall(".//testcase")) == 8
     page = (run_dir / "report.html").read_text()
@@ -187,7 +223,9 @@ def test_two_shards_into_one_run_folder(runner_env, write_suite, tmp_path):
 
 def test_invalid_settings_exit_2_and_say_which(tmp_path, runner_env, write_suite):
     env = runner_env(write_suite("suite", PASSING), TEP_WORKERS="zero")
-    proc = subprocess.run([sys.executable, "-m", "tep_runner"], env=os.environ | env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tep_runner"], env=os.environ | env, capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "TEP_WORKERS" in proc.stdout
     message = json.loads((tmp_path / "termination-log").read_text())
@@ -198,4 +236,29 @@ def test_missing_tests_folder(run_runner, tmp_path):
     result = run_runner(tmp_path / "nowhere")
     assert result.code == 2
     assert result.message["reason"] == f"TEP_TESTS_DIR: {tmp_path / 'nowhere'} is not a directory"
-    assert result.summary()["result"] == "Error"
+    assert result.summary(result.plan_dir / "latest")["result"] == "Error"
+
+
+def test_sigterm_at_the_deadline_still_reports(runner_env, write_suite, tmp_path):
+    started = tmp_path / "started"
+    suite = {"test_slow.py": f"""
+        import pathlib, time
+
+        def test_quick():
+            pass
+
+        def test_slow():
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(60)
+    """}  # fmt: skip
+    env = os.environ | runner_env(write_suite("suite", suite), TEP_DIST="no")
+    proc = subprocess.Popen([sys.executable, "-m", "tep_runner"], env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # what Kubernetes sends at activeDeadlineSeconds
+    output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 2, output
+    message = json.loads((tmp_path / "termination-log").read_text())
+    assert (message["result"], message["passed"]) == ("Error", 1)
+    assert message["reason"].startswith("interrupted")

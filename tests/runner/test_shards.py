@@ -8,7 +8,7 @@ IDS = [f"test_{f}.py::test_{i}" for f in "cab" for i in range(7)]
 
 def test_split_is_complete_disjoint_fair_and_order_independent():
     parts = [split(IDS, 3, i) for i in range(3)]
-    assert sorted(sum(parts, [])) == sorted(IDS)
+    assert sorted(i for part in parts for i in part) == sorted(IDS)
     assert {len(p) for p in parts} == {7}
     assert parts == [split(list(reversed(IDS)), 3, i) for i in range(3)]
 
@@ -19,7 +19,7 @@ def test_more_shards_than_tests():
 
 def junit(*cases):
     body = "".join(cases)
-    return f'<testsuites name="pytest tests"><testsuite name="pytest" tests="{len(cases)}">{body}</testsuite></testsuites>'
+    return f'<testsuites><testsuite name="pytest" tests="{len(cases)}">{body}</testsuite></testsuites>'
 
 
 def test_merge_junit_keeps_every_testcase():
@@ -43,11 +43,26 @@ def shard(i, result, **counts):
 
 
 def test_merge_summaries():
-    run = merge_summaries([shard(0, "Passed", total=5, passed=5), shard(1, "Failed", total=4, passed=3, failed=1)], "p")
-    assert (run["result"], run["total"], run["passed"], run["failed"], run["workers"]) == ("Failed", 9, 8, 1, 4)
-    assert (run["durationSeconds"], run["shards"], run["failedTests"], run["reportPath"]) == (11.0, 2, ["t1.py::x"], "p")
+    run = merge_summaries(
+        [shard(0, "Passed", total=5, passed=5), shard(1, "Failed", total=4, passed=3, failed=1)], "p"
+    )
+    assert (run["result"], run["total"], run["passed"], run["failed"], run["workers"]) == (
+        "Failed",
+        9,
+        8,
+        1,
+        4,
+    )
+    assert (run["durationSeconds"], run["shards"], run["failedTests"], run["reportPath"]) == (
+        11.0,
+        2,
+        ["t1.py::x"],
+        "p",
+    )
     assert run["startTime"] == "2026-11-21T19:42:00+00:00"
-    broken = merge_summaries([shard(0, "Failed", failed=1), shard(1, "Error") | {"reason": "no tests collected"}], "p")
+    broken = merge_summaries(
+        [shard(0, "Failed", failed=1), shard(1, "Error") | {"reason": "no tests collected"}], "p"
+    )
     assert (broken["result"], broken["reason"]) == ("Error", "shard 1: no tests collected")
 
 

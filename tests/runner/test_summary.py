@@ -1,5 +1,4 @@
 import pytest
-
 from tep_runner.summary import Counts, counts_from_junit, nodeid, outcome, summarize, workers_from_log
 
 # Shaped as pytest 9 + xdist + pytest-rerunfailures write it with junit_family=xunit1 and --reruns 1: each
@@ -43,7 +42,11 @@ def test_collection_error_is_an_error_of_the_run():
     <testcase classname="" name="pkg.test_bad" file="pkg/test_bad.py" time="0.000">
     <error message="collection failure">ImportError</error></testcase></testsuite></testsuites>"""
     counts = counts_from_junit(junit)
-    assert (counts.errors, counts.failed_tests, counts.collection_errors) == (1, ("pkg/test_bad.py",), ("pkg/test_bad.py",))
+    assert (counts.errors, counts.failed_tests, counts.collection_errors) == (
+        1,
+        ("pkg/test_bad.py",),
+        ("pkg/test_bad.py",),
+    )
     assert outcome(1, counts, "") == ("Error", "collection errors in pkg/test_bad.py")
 
 
@@ -51,7 +54,12 @@ def test_collection_error_is_an_error_of_the_run():
     ("file", "classname", "name", "expected"),
     [
         ("test_login.py", "test_login", "test_expired_token", "test_login.py::test_expired_token"),
-        ("a.b/test_x.py", "a.b.test_x.TestK.TestInner", "test_m[1.5]", "a.b/test_x.py::TestK::TestInner::test_m[1.5]"),
+        (
+            "a.b/test_x.py",
+            "a.b.test_x.TestK.TestInner",
+            "test_m[1.5]",
+            "a.b/test_x.py::TestK::TestInner::test_m[1.5]",
+        ),
         ("", "mod", "test_n", "mod::test_n"),
     ],
 )
@@ -66,10 +74,11 @@ def test_nodeid(file, classname, name, expected):
         (1, Counts(passed=2, failed=1), "", ("Failed", "")),
         (1, Counts(errors=1), "", ("Failed", "")),
         (5, Counts(), "\nno tests ran in 0.01s\n", ("Error", "no tests collected: no tests ran in 0.01s")),
-        (4, Counts(), "ERROR: usage\npytest: error: unrecognized arguments: --x\n", ("Error",
+        (4, Counts(), "ERROR: usage\npytest: error: unrecognized arguments: --x\n  rootdir: /t\n", ("Error",
          "pytest usage error: pytest: error: unrecognized arguments: --x")),
         (2, Counts(passed=1), "", ("Error", "interrupted")),
-        (3, Counts(), "INTERNALERROR> boom", ("Error", "pytest internal error: INTERNALERROR> boom")),
+        (3, Counts(), "INTERNALERROR> ValueError: boom\nINTERNALERROR> end", ("Error",
+         "pytest internal error: INTERNALERROR> ValueError: boom")),
         (-9, Counts(), "", ("Error", "pytest was killed by signal 9")),
         (1, Counts(), "", ("Error", "pytest exited with 1")),
     ],

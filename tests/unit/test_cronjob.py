@@ -92,7 +92,13 @@ def test_labels_annotations_and_owner_everywhere() -> None:
     assert cj["metadata"]["annotations"] == {"tep.dev/plan-name": "smoke"}
     assert cj["metadata"]["namespace"] == "qa" and cj["metadata"]["name"] == "smoke"
     assert cj["metadata"]["ownerReferences"] == [
-        {"apiVersion": "tep.dev/v1alpha1", "kind": "TestPlan", "name": "smoke", "uid": "0a1b-uid", "controller": True}
+        {
+            "apiVersion": "tep.dev/v1alpha1",
+            "kind": "TestPlan",
+            "name": "smoke",
+            "uid": "0a1b-uid",
+            "controller": True,
+        }
     ]
     job_meta = cj["spec"]["jobTemplate"]["metadata"]
     pod_meta = cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
@@ -153,8 +159,10 @@ def test_restricted_security() -> None:
 
 
 def test_runner_settings() -> None:
-    cj = render(pytest={"args": ["-k", "smoke and not slow"], "workers": 3, "dist": "worksteal", "reruns": 2},
-                reports={"keepLast": 5, "maxAgeDays": 3})
+    cj = render(
+        pytest={"args": ["-k", "smoke and not slow"], "workers": 3, "dist": "worksteal", "reruns": 2},
+        reports={"keepLast": 5, "maxAgeDays": 3},
+    )
     e = env(cj)
     assert e["TEP_NAMESPACE"] == "qa" and e["TEP_PLAN"] == "smoke"
     assert e["TEP_TESTS_DIR"] == "/tests" and e["TEP_REPORTS_DIR"] == "/reports"
@@ -192,8 +200,11 @@ def test_no_cpu_limit_anywhere_leaves_auto_to_xdist() -> None:
 
 
 def test_resources_image_and_claim() -> None:
-    cj = render(resources={"limits": {"cpu": "1", "memory": "2Gi"}}, image="org/tests:2",
-                reports={"claimName": "team-reports"})
+    cj = render(
+        resources={"limits": {"cpu": "1", "memory": "2Gi"}},
+        image="org/tests:2",
+        reports={"claimName": "team-reports"},
+    )
     assert runner(cj)["resources"] == {"limits": {"cpu": "1", "memory": "2Gi"}}
     assert runner(cj)["image"] == "org/tests:2" and runner(cj)["imagePullPolicy"] == "IfNotPresent"
     volumes = {v["name"]: v for v in pod(cj)["volumes"]}
@@ -228,8 +239,16 @@ def test_config_map_source() -> None:
 
 
 def test_git_source_clones_in_an_init_container_with_secret_credentials_only() -> None:
-    cj = render(source={"git": {"url": "https://host/org/repo.git", "ref": "v2", "path": "tests/api",
-                                "secretName": "git-creds"}})
+    cj = render(
+        source={
+            "git": {
+                "url": "https://host/org/repo.git",
+                "ref": "v2",
+                "path": "tests/api",
+                "secretName": "git-creds",
+            }
+        }
+    )
     spec = pod(cj)
     (init,) = spec["initContainers"]
     assert init["image"] == runner(cj)["image"]
@@ -251,7 +270,9 @@ def test_git_source_clones_in_an_init_container_with_secret_credentials_only() -
 def test_git_source_without_secret() -> None:
     spec = pod(render(source={"git": {"url": "https://host/public.git"}}))
     assert "git-credentials" not in {v["name"] for v in spec["volumes"]}
-    assert env(render(source={"git": {"url": "https://host/public.git"}}))["TEP_TESTS_DIR"] == "/workspace/src"
+    assert (
+        env(render(source={"git": {"url": "https://host/public.git"}}))["TEP_TESTS_DIR"] == "/workspace/src"
+    )
 
 
 def test_image_source() -> None:
@@ -276,7 +297,9 @@ def test_pod_template_overlay() -> None:
     assert spec["tolerations"] == overlay["tolerations"]
     assert spec["affinity"] == {"nodeAffinity": {}}
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
-    assert spec["securityContext"]["runAsUser"] == 2000 and spec["securityContext"]["supplementalGroups"] == [5]
+    assert spec["securityContext"]["runAsUser"] == 2000 and spec["securityContext"]["supplementalGroups"] == [
+        5
+    ]
     assert spec["securityContext"]["runAsNonRoot"] is True  # the rest of the defaults stay
     assert spec["serviceAccountName"] == "tests-sa"
     assert spec["automountServiceAccountToken"] is False  # even with a service account
@@ -303,7 +326,10 @@ def test_manual_job_shares_the_template() -> None:
     manual_pod["containers"][0]["env"] = [v for v in manual_env if v["name"] != "TEP_RUN_ID"]
     assert manual_pod == scheduled_pod
     # the same request value gives the same Job name; another value another name
-    assert render_manual_job(plan, CONFIG, "2026-11-21T19:42:00Z", "x")["metadata"]["name"] == job["metadata"]["name"]
+    assert (
+        render_manual_job(plan, CONFIG, "2026-11-21T19:42:00Z", "x")["metadata"]["name"]
+        == job["metadata"]["name"]
+    )
     assert render_manual_job(plan, CONFIG, "later", "x")["metadata"]["name"] != job["metadata"]["name"]
 
 

@@ -42,7 +42,10 @@ def test_every_field_is_read() -> None:
     body = plan_body(
         timeZone="Asia/Shanghai",
         enabled=False,
-        env=[{"name": "TEP_ENV", "value": "qa"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        env=[
+            {"name": "TEP_ENV", "value": "qa"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        ],
         envFrom=[{"configMapRef": {"name": "settings"}}],
         image="registry.example/tests:1",
         pytest={"args": ["-k", "not slow"], "workers": 4, "dist": "loadfile", "reruns": 2},
@@ -62,9 +65,18 @@ def test_every_field_is_read() -> None:
     assert [v["name"] for v in plan.env] == ["TEP_ENV", "TOKEN"]
     assert plan.env_from == ({"configMapRef": {"name": "settings"}},)
     assert plan.image == "registry.example/tests:1"
-    assert plan.args == ("-k", "not slow") and plan.workers == "4" and plan.dist == "loadfile" and plan.reruns == 2
+    assert (
+        plan.args == ("-k", "not slow")
+        and plan.workers == "4"
+        and plan.dist == "loadfile"
+        and plan.reruns == 2
+    )
     assert plan.shards == 3 and plan.resources == {"limits": {"cpu": "1500m"}}
-    assert (plan.active_deadline_seconds, plan.concurrency_policy, plan.starting_deadline_seconds) == (600, "Replace", 60)
+    assert (plan.active_deadline_seconds, plan.concurrency_policy, plan.starting_deadline_seconds) == (
+        600,
+        "Replace",
+        60,
+    )
     assert (plan.claim_name, plan.keep_last, plan.max_age_days, plan.history_limit) == ("qa-reports", 5, 2, 4)
     assert plan.service_account_name == "tests" and plan.pod_template == {"nodeSelector": {"pool": "tests"}}
     assert plan.run_requested_at == "2026-11-21T19:42:00Z"
@@ -72,7 +84,18 @@ def test_every_field_is_read() -> None:
 
 @pytest.mark.parametrize(
     "crontab",
-    ["*/30 * * * *", "0 9 * * 1-5", "0 0 1 jan,jul *", "15 3 ? * MON-FRI", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "0 0 * * 7"],
+    [
+        "*/30 * * * *",
+        "0 9 * * 1-5",
+        "0 0 1 jan,jul *",
+        "15 3 ? * MON-FRI",
+        "@hourly",
+        "@daily",
+        "@weekly",
+        "@monthly",
+        "@yearly",
+        "0 0 * * 7",
+    ],
 )
 def test_crontabs_kubernetes_accepts(crontab: str) -> None:
     assert crontab_problem(crontab) is None
@@ -142,7 +165,10 @@ def test_bad_sources(source: dict[str, Any], field: str, expected: str) -> None:
 
 
 def test_image_source_needs_an_image() -> None:
-    assert "image that holds the tests" in problems(plan_body(source={"image": {"path": "/app/tests"}}))["spec.image"]
+    assert (
+        "image that holds the tests"
+        in problems(plan_body(source={"image": {"path": "/app/tests"}}))["spec.image"]
+    )
     plan = read_plan(plan_body(source={"image": {"path": "/app/tests"}}, image="org/tests:1"))
     assert plan.source.kind == "image" and plan.source.path == "/app/tests"
 
@@ -185,7 +211,11 @@ def test_good_workers(workers: object) -> None:
         ({"historyLimit": "ten"}, "spec.historyLimit", "must be a whole number, not 'ten'"),
         ({"enabled": "yes"}, "spec.enabled", "must be true or false"),
         ({"pytest": {"dist": "random"}}, "spec.pytest.dist", "'random' is not one of load, loadscope"),
-        ({"concurrencyPolicy": "Queue"}, "spec.concurrencyPolicy", "'Queue' is not one of Forbid, Replace, Allow"),
+        (
+            {"concurrencyPolicy": "Queue"},
+            "spec.concurrencyPolicy",
+            "'Queue' is not one of Forbid, Replace, Allow",
+        ),
         ({"pytest": {"args": "-k smoke"}}, "spec.pytest.args", "must be a list of strings"),
         ({"env": [{"value": "x"}]}, "spec.env[0].name", "is required"),
         ({"env": [{"name": "TEP_PLAN", "value": "x"}]}, "spec.env[0].name", "set by the operator"),

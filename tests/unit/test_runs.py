@@ -11,34 +11,67 @@ from tep_operator.runs import event_for, job_active, parse_message, phase_after,
 NOW = dt.datetime(2026, 11, 21, 20, 0, tzinfo=dt.UTC)
 
 
-def job(name: str = "smoke-29012345", *, condition: str | None = "Complete", reason: str = "", shards: int = 1,
-        trigger: str = "schedule", start: str = "2026-11-21T19:42:00Z", end: str = "2026-11-21T19:42:41Z") -> dict:
+def job(
+    name: str = "smoke-29012345",
+    *,
+    condition: str | None = "Complete",
+    reason: str = "",
+    shards: int = 1,
+    trigger: str = "schedule",
+    start: str = "2026-11-21T19:42:00Z",
+    end: str = "2026-11-21T19:42:41Z",
+) -> dict:
     status: dict[str, Any] = {"startTime": start}
     if condition:
-        status["conditions"] = [{"type": condition, "status": "True", "reason": reason, "message": "m",
-                                 "lastTransitionTime": end}]
+        status["conditions"] = [
+            {"type": condition, "status": "True", "reason": reason, "message": "m", "lastTransitionTime": end}
+        ]
         if condition == "Complete":
             status["completionTime"] = end
     else:
         status["active"] = 1
     return {
-        "metadata": {"name": name, "namespace": "qa", "labels": {"tep.dev/trigger": trigger},
-                     "annotations": {"tep.dev/plan-name": "smoke"}},
+        "metadata": {
+            "name": name,
+            "namespace": "qa",
+            "labels": {"tep.dev/trigger": trigger},
+            "annotations": {"tep.dev/plan-name": "smoke"},
+        },
         "spec": {"completions": shards} if shards > 1 else {},
         "status": status,
     }
 
 
 def message(**fields: Any) -> str:
-    body = {"v": 1, "result": "Passed", "total": 9, "passed": 9, "failed": 0, "errors": 0, "skipped": 0,
-            "flaky": 0, "durationSeconds": 3.6, "workers": 3, "shard": 0, "shards": 1,
-            "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html", "failedTests": []}
+    body = {
+        "v": 1,
+        "result": "Passed",
+        "total": 9,
+        "passed": 9,
+        "failed": 0,
+        "errors": 0,
+        "skipped": 0,
+        "flaky": 0,
+        "durationSeconds": 3.6,
+        "workers": 3,
+        "shard": 0,
+        "shards": 1,
+        "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html",
+        "failedTests": [],
+    }
     body.update(fields)
     return json.dumps(body)
 
 
-def pod(*, text: str | None = None, terminated: dict | None = None, waiting: dict | None = None,
-        index: int = 0, reason: str | None = None, created: str = "2026-11-21T19:42:01Z") -> dict:
+def pod(
+    *,
+    text: str | None = None,
+    terminated: dict | None = None,
+    waiting: dict | None = None,
+    index: int = 0,
+    reason: str | None = None,
+    created: str = "2026-11-21T19:42:01Z",
+) -> dict:
     state: dict[str, Any] = {}
     if terminated is not None or text is not None:
         state["terminated"] = {"exitCode": 0, "reason": "Completed", **(terminated or {})}
@@ -49,26 +82,45 @@ def pod(*, text: str | None = None, terminated: dict | None = None, waiting: dic
     status: dict[str, Any] = {"containerStatuses": [{"name": "runner", "state": state}]}
     if reason:
         status.update(reason=reason, message="The node was low on resource: memory.")
-    return {"metadata": {"creationTimestamp": created,
-                         "annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
-            "status": status}
+    return {
+        "metadata": {
+            "creationTimestamp": created,
+            "annotations": {"batch.kubernetes.io/job-completion-index": str(index)},
+        },
+        "status": status,
+    }
 
 
 def test_a_passed_run_reads_the_runner_summary() -> None:
     run = run_result(job(), [pod(text=message())])
     assert run == {
-        "name": "smoke-29012345", "trigger": "schedule", "result": "Passed",
-        "startTime": "2026-11-21T19:42:00Z", "completionTime": "2026-11-21T19:42:41Z",
-        "durationSeconds": 3.6, "total": 9, "passed": 9, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0,
-        "workers": 3, "shards": 1, "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html",
+        "name": "smoke-29012345",
+        "trigger": "schedule",
+        "result": "Passed",
+        "startTime": "2026-11-21T19:42:00Z",
+        "completionTime": "2026-11-21T19:42:41Z",
+        "durationSeconds": 3.6,
+        "total": 9,
+        "passed": 9,
+        "failed": 0,
+        "errors": 0,
+        "skipped": 0,
+        "flaky": 0,
+        "workers": 3,
+        "shards": 1,
+        "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html",
         "failedTests": [],
     }
 
 
 def test_a_failed_run() -> None:
-    text = message(result="Failed", passed=7, failed=2, failedTests=["test_a.py::test_x", "test_b.py::test_y"])
-    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded", trigger="manual"),
-                     [pod(text=text, terminated={"exitCode": 1, "reason": "Error"})])
+    text = message(
+        result="Failed", passed=7, failed=2, failedTests=["test_a.py::test_x", "test_b.py::test_y"]
+    )
+    run = run_result(
+        job(condition="Failed", reason="BackoffLimitExceeded", trigger="manual"),
+        [pod(text=text, terminated={"exitCode": 1, "reason": "Error"})],
+    )
     assert run["result"] == "Failed" and run["failed"] == 2 and run["passed"] == 7
     assert run["trigger"] == "manual"
     assert run["failedTests"] == ["test_a.py::test_x", "test_b.py::test_y"]
@@ -82,8 +134,10 @@ def test_an_error_reported_by_the_runner_keeps_its_reason() -> None:
 
 
 def test_oom_killed_without_a_message() -> None:
-    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded"),
-                     [pod(terminated={"exitCode": 137, "reason": "OOMKilled"})])
+    run = run_result(
+        job(condition="Failed", reason="BackoffLimitExceeded"),
+        [pod(terminated={"exitCode": 137, "reason": "OOMKilled"})],
+    )
     assert run["result"] == "Error"
     assert run["reason"].startswith("OOMKilled")
     assert run["durationSeconds"] == 41.0  # from the Job's times, the runner never said
@@ -97,8 +151,10 @@ def test_deadline_exceeded() -> None:
 
 
 def test_image_pull_failure_and_eviction() -> None:
-    pulled = run_result(job(condition="Failed", reason="DeadlineExceeded"),
-                        [pod(waiting={"reason": "ImagePullBackOff", "message": "Back-off pulling image x"})])
+    pulled = run_result(
+        job(condition="Failed", reason="DeadlineExceeded"),
+        [pod(waiting={"reason": "ImagePullBackOff", "message": "Back-off pulling image x"})],
+    )
     assert pulled["reason"] == "ImagePullBackOff: Back-off pulling image x"
     evicted = run_result(job(condition="Failed", reason="BackoffLimitExceeded"), [pod(reason="Evicted")])
     assert evicted["reason"].startswith("Evicted: The node was low on resource")
@@ -107,8 +163,10 @@ def test_image_pull_failure_and_eviction() -> None:
 def test_garbage_in_the_message_is_not_a_summary() -> None:
     assert parse_message("Traceback (most recent call last): ...") is None
     assert parse_message(json.dumps({"v": 2, "result": "Passed"})) is None
-    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded"),
-                     [pod(text="Traceback", terminated={"exitCode": 2, "reason": "Error"})])
+    run = run_result(
+        job(condition="Failed", reason="BackoffLimitExceeded"),
+        [pod(text="Traceback", terminated={"exitCode": 2, "reason": "Error"})],
+    )
     assert run["result"] == "Error" and "exited with code 2" in run["reason"]
 
 
@@ -120,12 +178,24 @@ def test_a_job_still_running_has_no_result() -> None:
 
 
 def test_shards_are_summed_and_the_report_is_the_merged_one() -> None:
-    shard0 = message(total=5, passed=5, workers=2, durationSeconds=3.0,
-                     reportPath="qa/smoke/R/shard-0/report.html")
-    shard1 = message(result="Failed", total=4, passed=3, failed=1, workers=2, shard=1, durationSeconds=4.5,
-                     reportPath="qa/smoke/R/shard-1/report.html", failedTests=["t.py::x"])
-    run = run_result(job(shards=2, condition="Failed", reason="FailedIndexes"),
-                     [pod(text=shard0, index=0), pod(text=shard1, index=1)])
+    shard0 = message(
+        total=5, passed=5, workers=2, durationSeconds=3.0, reportPath="qa/smoke/R/shard-0/report.html"
+    )
+    shard1 = message(
+        result="Failed",
+        total=4,
+        passed=3,
+        failed=1,
+        workers=2,
+        shard=1,
+        durationSeconds=4.5,
+        reportPath="qa/smoke/R/shard-1/report.html",
+        failedTests=["t.py::x"],
+    )
+    run = run_result(
+        job(shards=2, condition="Failed", reason="FailedIndexes"),
+        [pod(text=shard0, index=0), pod(text=shard1, index=1)],
+    )
     assert (run["total"], run["passed"], run["failed"], run["workers"], run["shards"]) == (9, 8, 1, 4, 2)
     assert run["result"] == "Failed"
     assert run["durationSeconds"] == 4.5
@@ -133,8 +203,10 @@ def test_shards_are_summed_and_the_report_is_the_merged_one() -> None:
 
 
 def test_a_shard_without_a_summary_is_an_error_naming_it() -> None:
-    run = run_result(job(shards=2, condition="Failed", reason="FailedIndexes"),
-                     [pod(text=message(), index=0), pod(terminated={"exitCode": 137, "reason": "OOMKilled"}, index=1)])
+    run = run_result(
+        job(shards=2, condition="Failed", reason="FailedIndexes"),
+        [pod(text=message(), index=0), pod(terminated={"exitCode": 137, "reason": "OOMKilled"}, index=1)],
+    )
     assert run["result"] == "Error" and run["reason"].startswith("shard 1: OOMKilled")
 
 
@@ -144,13 +216,23 @@ def test_failed_tests_are_capped_at_20() -> None:
 
 
 def entry(name: str, start: str, result: str = "Passed") -> dict[str, Any]:
-    return {"name": name, "trigger": "schedule", "result": result, "startTime": start,
-            "completionTime": start, "passed": 1, "failed": 0}
+    return {
+        "name": name,
+        "trigger": "schedule",
+        "result": result,
+        "startTime": start,
+        "completionTime": start,
+        "passed": 1,
+        "failed": 0,
+    }
 
 
 def test_record_run_prepends_history_caps_it_and_sets_last_run() -> None:
-    old = {"history": [entry(f"smoke-{i}", f"2026-11-21T1{i}:00:00Z") for i in range(3)],
-           "lastRun": entry("smoke-2", "2026-11-21T12:00:00Z"), "observedGeneration": 2}
+    old = {
+        "history": [entry(f"smoke-{i}", f"2026-11-21T1{i}:00:00Z") for i in range(3)],
+        "lastRun": entry("smoke-2", "2026-11-21T12:00:00Z"),
+        "observedGeneration": 2,
+    }
     new = run_result(job(), [pod(text=message())])
     patch = record_run(old, new, history_limit=3, now=NOW)
     assert [h["name"] for h in patch["history"]] == ["smoke-29012345", "smoke-2", "smoke-1"]
@@ -177,8 +259,10 @@ def test_history_limit_zero_keeps_none() -> None:
 
 
 def test_failed_run_condition_and_event() -> None:
-    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded"),
-                     [pod(text=message(result="Failed", passed=8, failed=1))])
+    run = run_result(
+        job(condition="Failed", reason="BackoffLimitExceeded"),
+        [pod(text=message(result="Failed", passed=8, failed=1))],
+    )
     patch = record_run({}, run, 10, NOW)
     assert patch["conditions"][0]["status"] == "False" and patch["conditions"][0]["reason"] == "Failed"
     assert "lastSuccessfulTime" not in patch
@@ -190,8 +274,13 @@ def test_failed_run_condition_and_event() -> None:
 
 @pytest.mark.parametrize(
     ("old", "idle", "active", "expected"),
-    [("Scheduled", "Scheduled", 1, "Running"), ("Running", "Scheduled", 0, "Scheduled"),
-     ("Running", "Suspended", 0, "Suspended"), ("Invalid", "Scheduled", 1, None), ("Running", None, 0, None)],
+    [
+        ("Scheduled", "Scheduled", 1, "Running"),
+        ("Running", "Scheduled", 0, "Scheduled"),
+        ("Running", "Suspended", 0, "Suspended"),
+        ("Invalid", "Scheduled", 1, None),
+        ("Running", None, 0, None),
+    ],
 )
 def test_phase_after(old: str, idle: str | None, active: int, expected: str | None) -> None:
     assert phase_after(old, idle, active) == expected

@@ -82,7 +82,11 @@ def test_invalid_status_names_the_field_and_keeps_the_cronjob() -> None:
     assert valid["status"] == "False" and valid["reason"] == "InvalidCrontab"
     assert valid["message"].startswith("spec.crontab: '0 0 0 * * *' has 6 fields")
     ready = by_type(status)["Ready"]
-    assert ready["status"] == "True" and ready["reason"] == "LastValidCronJobKept" and "smoke" in ready["message"]
+    assert (
+        ready["status"] == "True"
+        and ready["reason"] == "LastValidCronJobKept"
+        and "smoke" in ready["message"]
+    )
     assert "cronJobName" not in status and "nextRunTime" not in status  # the old values stay
 
 

@@ -1,0 +1,290 @@
+"""Real runs on a real cluster: the runner image executes the example suites.
+
+The operator runs as a local process (conftest.py) with TEP_E2E_RUNNER_IMAGE as its runner
+image (imagePullPolicy IfNotPresent: load it into the nodes first, e.g. `kind load
+docker-image`). A run is requested with the real CLI, `tep run PLAN -n NS --wait`, which exits
+with the runner's exit code. The plans are the examples' own, with `enabled: false`, so only
+the requested run happens. The namespace enforces the `restricted` Pod Security Standard: the
+runner pod must be admitted under it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
+RUNNER_IMAGE = os.environ.get("TEP_E2E_RUNNER_IMAGE", "")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not KUBECONFIG,
+        reason="TEP_E2E_KUBECONFIG is not set: the run end-to-end tests need a disposable cluster "
+        "(kind, k3d, minikube); set TEP_E2E_KUBECONFIG and TEP_E2E_RUNNER_IMAGE",
+    ),
+    pytest.mark.skipif(
+        bool(KUBECONFIG) and not RUNNER_IMAGE,
+        reason="TEP_E2E_RUNNER_IMAGE is not set: name the runner image already loaded into the "
+        "cluster's nodes (e.g. tep-runner:dev); the runs use imagePullPolicy IfNotPresent",
+    ),
+    pytest.mark.timeout(900),
+]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+RUN_TIMEOUT = 300  # seconds `tep run --wait` waits: a local image, pods start in seconds
+SETTLE = 120
+REQUESTED_AT = "tep.dev/run-requested-at"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def tep_cli() -> list[str]:
+    """The `tep` console script of this environment, else its entry point through this Python."""
+    script = Path(sys.executable).parent / "tep"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    found = shutil.which("tep")
+    if found:
+        return [found]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from tep_operator.cli import main; sys.exit(main(sys.argv[1:]))",
+    ]
+
+
+def tep_run(namespace: str, plan: str) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        *tep_cli(),
+        "run",
+        plan,
+        "-n",
+        namespace,
+        "--wait",
+        "--timeout",
+        str(RUN_TIMEOUT),
+        "--kubeconfig",
+        KUBECONFIG,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT + 120)
+
+
+def output_of(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit code {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+def prepare_namespace(kubectl, namespace: str, configmap: str, tests: Path) -> None:
+    """Restricted Pod Security, the tests as a ConfigMap, and the reports claim."""
+    kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+        "--overwrite",
+    )
+    manifest = kubectl(
+        "create",
+        "configmap",
+        configmap,
+        "-n",
+        namespace,
+        f"--from-file={tests}",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    configmap_keys = set(kubectl.json("get", "configmap", configmap, "-n", namespace)["data"])
+    assert {p.name for p in tests.glob("*.py")} <= configmap_keys, configmap_keys
+    # ReadWriteOnce, the default storage class: what kind, k3d and minikube provision.
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "tep-reports", "namespace": namespace},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}},
+        }
+    )
+
+
+def example_plan(example: str, namespace: str) -> dict[str, Any]:
+    plan = yaml.safe_load((EXAMPLES / example / "plan.yaml").read_text())
+    plan["metadata"]["namespace"] = namespace
+    plan["spec"]["enabled"] = False  # only the requested run; the crontab stays as written
+    return plan
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = [c for c in status.get("conditions") or [] if c.get("type") == type_]
+    assert found, f"no condition {type_} in {status.get('conditions')}"
+    return found[0]
+
+
+def job_of(proc: subprocess.CompletedProcess[str]) -> str:
+    """`tep: requested a run of <ns>/<plan> (Job <name>)` -> the Job's name."""
+    match = re.search(r"\(Job ([a-z0-9.-]+)\)", proc.stdout)
+    assert match, f"tep run did not name the Job:\n{output_of(proc)}"
+    return match.group(1)
+
+
+def runner_pods(kubectl, namespace: str, plan: str, job: str) -> list[dict[str, Any]]:
+    pods = kubectl.items("pods", namespace, "-l", f"tep.dev/plan={plan}")
+    return [
+        p
+        for p in pods
+        if any(
+            o.get("kind") == "Job" and o.get("name") == job for o in p["metadata"].get("ownerReferences", [])
+        )
+    ]
+
+
+def runner_terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = {s["name"]: s for s in pod.get("status", {}).get("containerStatuses", [])}
+    assert "runner" in statuses, f"no runner container status in {pod['metadata']['name']}"
+    terminated = statuses["runner"].get("state", {}).get("terminated")
+    assert terminated, f"runner container of {pod['metadata']['name']} not terminated: {statuses['runner']}"
+    return terminated
+
+
+def settled_after_run(kubectl, namespace: str, plan: str, job: str):
+    """A poll function: the plan once its last run is `job` and the phase is back to Suspended."""
+
+    def check() -> dict[str, Any] | None:
+        body = kubectl.get("testplan", plan, namespace)
+        status = body.get("status") or {}
+        last = status.get("lastRun") or {}
+        return body if last.get("name") == job and status.get("phase") == "Suspended" else None
+
+    return check
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_smoke_run_passes(kubectl, wait_until, holds_for, tep_namespace, tep_operator):
+    ns, name = tep_namespace, "smoke"
+    prepare_namespace(kubectl, ns, "smoke-tests", EXAMPLES / "smoke" / "tests")
+    plan = example_plan("smoke", ns)
+    # The example requests a whole CPU; a small test node (kind on a 2-CPU CI runner, its
+    # control plane requesting ~1) may not have it. The limit, hence the worker count, stays.
+    plan["spec"]["resources"]["requests"]["cpu"] = "100m"
+    kubectl.apply(plan)
+    wait_until(
+        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
+        SETTLE,
+        "phase Suspended (enabled: false)",
+    )
+
+    proc = tep_run(ns, name)
+    assert proc.returncode == 0, f"tep run --wait should exit 0 (every test passed):\n{output_of(proc)}"
+    job = job_of(proc)
+
+    # -- the plan's status ------------------------------------------------------------------------
+    body = wait_until(settled_after_run(kubectl, ns, name, job), SETTLE, "lastRun recorded, phase Suspended")
+    request = body["metadata"]["annotations"][REQUESTED_AT]
+    status = body["status"]
+    last = status["lastRun"]
+    assert last["result"] == "Passed", last
+    assert last["trigger"] == "manual"
+    assert (last["total"], last["passed"], last["failed"]) == (9, 9, 0), last
+    assert last.get("errors", 0) == 0
+    assert last["workers"] >= 1
+    suffix = job.rsplit("-", 1)[-1]
+    assert re.fullmatch(
+        rf"{re.escape(ns)}/smoke/\d{{8}}T\d{{6}}Z-{suffix}/report\.html", last["reportPath"]
+    ), last["reportPath"]
+    assert status["lastRunRequest"] == request
+    assert status["history"][0]["name"] == last["name"] == job
+    assert condition(status, "LastRunSucceeded")["status"] == "True"
+    succeeded = wait_until(
+        lambda: kubectl.events(ns, name, reason="RunSucceeded", type="Normal"), SETTLE, "Event RunSucceeded"
+    )
+    assert any(job in e.get("message", "") for e in succeeded), succeeded
+
+    # -- the Job and its pod --------------------------------------------------------------------
+    job_obj = kubectl.get("job", job, ns)
+    assert job_obj is not None, f"Job {job} is gone"
+    assert job_obj["metadata"]["labels"]["tep.dev/trigger"] == "manual"
+    assert job_obj["metadata"]["labels"]["tep.dev/plan"] == name
+    assert job_obj["metadata"]["annotations"][REQUESTED_AT] == request
+    assert job_obj["status"].get("succeeded") == 1, job_obj["status"]
+    pods = runner_pods(kubectl, ns, name, job)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    pod = pods[0]
+    security = pod["spec"]["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security.get("runAsUser", 0) != 0
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    terminated = runner_terminated(pod)
+    assert terminated["exitCode"] == 0, terminated
+    summary = json.loads(terminated["message"])  # the termination message (DESIGN.md section 4)
+    assert summary["result"] == "Passed" and summary["total"] == 9, summary
+
+    # -- the same request value again: never a second run ------------------------------------------
+    # (with another annotation changed at once, so the plan really is updated and handled)
+    kubectl(
+        "annotate",
+        "testplan",
+        name,
+        "-n",
+        ns,
+        f"{REQUESTED_AT}={request}",
+        "tep.dev/e2e-poke=1",
+        "--overwrite",
+    )
+
+    def still_one_manual_run() -> bool:
+        jobs = kubectl.items("jobs", ns, "-l", f"tep.dev/plan={name},tep.dev/trigger=manual")
+        status = kubectl.get("testplan", name, ns)["status"]
+        return [j["metadata"]["name"] for j in jobs] == [job] and status["lastRunRequest"] == request
+
+    holds_for(still_one_manual_run, 10, f"one manual Job ({job}) after re-sending the same request")
+
+
+def test_mixed_run_fails(kubectl, wait_until, tep_namespace, tep_operator):
+    ns, name = tep_namespace, "mixed"
+    prepare_namespace(kubectl, ns, "mixed-tests", EXAMPLES / "mixed" / "tests")
+    kubectl.apply(example_plan("mixed", ns))
+    wait_until(
+        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
+        SETTLE,
+        "phase Suspended (enabled: false)",
+    )
+
+    proc = tep_run(ns, name)
+    assert proc.returncode == 1, f"tep run --wait should exit 1 (a test failed):\n{output_of(proc)}"
+    job = job_of(proc)
+
+    body = wait_until(settled_after_run(kubectl, ns, name, job), SETTLE, "lastRun recorded, phase Suspended")
+    status = body["status"]
+    last = status["lastRun"]
+    assert last["result"] == "Failed", last
+    assert last["trigger"] == "manual"
+    assert last["failed"] >= 1, last
+    assert last["failedTests"], last
+    assert any("test_wrong_total" in test for test in last["failedTests"]), last["failedTests"]
+    assert last["passed"] >= 1 and last.get("skipped", 0) >= 1, last
+    assert status["history"][0]["name"] == job
+    assert condition(status, "LastRunSucceeded")["status"] == "False"
+    failed = wait_until(
+        lambda: kubectl.events(ns, name, reason="RunFailed", type="Warning"),
+        SETTLE,
+        "Warning Event RunFailed",
+    )
+    assert any(job in e.get("message", "") for e in failed), failed
+
+    pods = runner_pods(kubectl, ns, name, job)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    assert runner_terminated(pods[0])["exitCode"] == 1, "the runner exits 1 when a test failed"

@@ -1,0 +1,273 @@
+"""The real operator against the emulator, and the parts of Kubernetes the emulator lacks.
+
+`OperatorThread` runs `tep_operator.runtime.run` (the production entry point: kopf,
+standalone, with our registry, settings and login) in its own thread with its own event
+loop, talking HTTP to the emulator through a kubeconfig, exactly as `tep operator` does.
+
+The emulator has no CronJob controller, Job controller or kubelet; `Cluster` plays them:
+it creates a Job from the CronJob's template, a Pod for it, and finishes them the way
+Kubernetes does (container termination message, Job conditions).
+"""
+
+import copy
+import dataclasses
+import json
+import pathlib
+import threading
+from typing import Any
+
+import kubernetes
+
+from tep_operator import runtime
+from tep_operator.client import Kube, load_configuration
+from tep_operator.config import OperatorConfig
+from tests.emulator import Emulator, wait_for
+
+GROUP, VERSION, PLURAL = "tep.dev", "v1alpha1", "testplans"
+TEST_CONFIG = OperatorConfig(
+    runner_image="tep-runner:test",
+    reports_claim="tep-reports",
+    runner_resources={"limits": {"cpu": "2", "memory": "1Gi"}},
+    liveness_port=0,
+    metrics_port=0,
+    resync_seconds=3600,
+)
+
+
+class OperatorThread:
+    """`tep operator` in a thread; `with` starts it and stops it."""
+
+    def __init__(self, emulator: Emulator, workdir: pathlib.Path, **config: Any) -> None:
+        kubeconfig = emulator.kubeconfig(workdir / "kubeconfig")
+        self.kube = Kube(load_configuration(str(kubeconfig)))
+        self.config = dataclasses.replace(TEST_CONFIG, **config)
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="tep-operator", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            runtime.run(self.config, self.kube, stop_flag=self.stop_flag, ready_flag=self.ready_flag)
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def start(self) -> "OperatorThread":
+        self.thread.start()
+        assert self.ready_flag.wait(15), f"the operator did not start: {self.error!r}"
+        return self
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.thread.join(20)
+        assert not self.thread.is_alive(), "the operator did not stop within 20 s"
+        assert self.error is None, f"the operator crashed: {self.error!r}"
+
+    def __enter__(self) -> "OperatorThread":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def make_plan(name: str = "smoke", namespace: str = "qa", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TestPlan",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"crontab": "*/30 * * * *", "source": {"configMap": {"name": f"{name}-tests"}}},
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def summary(result: str = "Passed", **counts: Any) -> str:
+    """A runner's termination message (DESIGN.md §4)."""
+    message = {
+        "v": 1,
+        "result": result,
+        "total": 9,
+        "passed": 9,
+        "failed": 0,
+        "errors": 0,
+        "skipped": 0,
+        "flaky": 0,
+        "durationSeconds": 3.6,
+        "workers": 2,
+        "shard": 0,
+        "shards": 1,
+        "reportPath": "qa/smoke/run/report.html",
+        "failedTests": [],
+    }
+    message.update(counts)
+    return json.dumps(message)
+
+
+class Cluster:
+    """Typed access for the tests, and the controllers the emulator does not have."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        api = emulator.api_client()
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.batch = kubernetes.client.BatchV1Api(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+
+    # TestPlans
+
+    def create_plan(self, body: dict[str, Any]) -> dict[str, Any]:
+        ns = body["metadata"]["namespace"]
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+
+    def plan(self, name: str = "smoke", namespace: str = "qa") -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    def status(self, name: str = "smoke", namespace: str = "qa") -> dict[str, Any]:
+        return self.plan(name, namespace).get("status") or {}
+
+    def patch_plan(self, patch: dict[str, Any], name: str = "smoke", namespace: str = "qa") -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, patch, _content_type="application/merge-patch+json"
+        )
+
+    def request_run(self, value: str, name: str = "smoke", namespace: str = "qa") -> None:
+        self.patch_plan({"metadata": {"annotations": {"tep.dev/run-requested-at": value}}}, name, namespace)
+
+    def wait_status(
+        self, check: Any, name: str = "smoke", namespace: str = "qa", timeout: float = 10, message: str = ""
+    ) -> dict[str, Any]:
+        return wait_for(
+            lambda: (lambda s: s if check(s) else None)(self.status(name, namespace)),
+            timeout=timeout,
+            message=message,
+        )
+
+    # CronJobs, Jobs, Pods, Events
+
+    def cronjob(self, name: str = "smoke", namespace: str = "qa") -> dict[str, Any]:
+        return self.batch.api_client.sanitize_for_serialization(
+            self.batch.read_namespaced_cron_job(name, namespace)
+        )
+
+    def cronjobs(self, namespace: str = "qa") -> list[dict[str, Any]]:
+        return [
+            self.batch.api_client.sanitize_for_serialization(c)
+            for c in self.batch.list_namespaced_cron_job(namespace).items
+        ]
+
+    def jobs(self, namespace: str = "qa", **selector: str) -> list[dict[str, Any]]:
+        label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
+        items = self.batch.list_namespaced_job(namespace, label_selector=label_selector or None).items
+        return [self.batch.api_client.sanitize_for_serialization(j) for j in items]
+
+    def events(self, namespace: str = "qa", reason: str | None = None) -> list[Any]:
+        events = self.core.list_namespaced_event(namespace).items
+        return [e for e in events if reason is None or e.reason == reason]
+
+    # The CronJob controller, Job controller and kubelet
+
+    def start_job(
+        self, name: str, cronjob: str = "smoke", namespace: str = "qa", start: str = "2026-11-21T19:42:00Z"
+    ) -> dict[str, Any]:
+        """What the CronJob controller does at a scheduled time: a Job from the jobTemplate."""
+        template = copy.deepcopy(self.cronjob(cronjob, namespace)["spec"]["jobTemplate"])
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {**template["metadata"], "name": name, "namespace": namespace},
+            "spec": template["spec"],
+        }
+        self.batch.create_namespaced_job(namespace, job)
+        self.batch.patch_namespaced_job_status(name, namespace, {"status": {"active": 1, "startTime": start}})
+        return job
+
+    def finish_pod(
+        self,
+        job: str,
+        namespace: str = "qa",
+        *,
+        message: str | None = None,
+        exit_code: int = 0,
+        reason: str = "Completed",
+        index: int = 0,
+    ) -> None:
+        """The kubelet: a runner pod of `job` that ended with this termination message."""
+        template = self.batch.read_namespaced_job(job, namespace).spec.template
+        labels = {**(template.metadata.labels or {}), "batch.kubernetes.io/job-name": job}
+        annotations = {
+            **(template.metadata.annotations or {}),
+            "batch.kubernetes.io/job-completion-index": str(index),
+        }
+        pod_name = f"{job}-{index}-pod"
+        self.core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": pod_name, "labels": labels, "annotations": annotations},
+                "spec": {
+                    "containers": [{"name": "runner", "image": "tep-runner:test"}],
+                    "restartPolicy": "Never",
+                },
+            },
+        )
+        terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason}
+        if message is not None:
+            terminated["message"] = message
+        self.core.patch_namespaced_pod_status(
+            pod_name,
+            namespace,
+            {
+                "status": {
+                    "phase": "Succeeded" if exit_code == 0 else "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": "runner",
+                            "state": {"terminated": terminated},
+                            "ready": False,
+                            "restartCount": 0,
+                            "image": "tep-runner:test",
+                            "imageID": "",
+                        }
+                    ],
+                }
+            },
+        )
+
+    def finish_job(
+        self,
+        name: str,
+        namespace: str = "qa",
+        *,
+        failed_reason: str | None = None,
+        end: str = "2026-11-21T19:42:41Z",
+    ) -> None:
+        """The Job controller: Complete, or Failed with a reason."""
+        if failed_reason:
+            conditions = [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": failed_reason,
+                    "message": failed_reason,
+                    "lastTransitionTime": end,
+                }
+            ]
+            status = {"active": 0, "failed": 1, "conditions": conditions}
+        else:
+            conditions = [{"type": "Complete", "status": "True", "lastTransitionTime": end}]
+            status = {"active": 0, "succeeded": 1, "conditions": conditions, "completionTime": end}
+        self.batch.patch_namespaced_job_status(name, namespace, {"status": status})
+
+    def run(
+        self,
+        name: str,
+        *,
+        message: str | None = None,
+        exit_code: int = 0,
+        reason: str = "Completed",
+        failed_reason: str | None = None,
+        start: str = "2026-11-21T19:42:00Z",
+        end: str = "2026-11-21T19:42:41Z",
+    ) -> None:
+        """A whole scheduled run: Job started, pod ended, Job finished."""
+        self.start_job(name, start=start)
+        self.finish_pod(name, message=message, exit_code=exit_code, reason=reason)
+        self.finish_job(name, failed_reason=failed_reason, end=end)
