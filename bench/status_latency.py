@@ -39,11 +39,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the r
 
 import kubernetes
 
-from bench.reconcile import OperatorProcess
+from bench.reconcile import OperatorProcess, plan_body
 from tep_operator import names
 from tep_operator.cronjob import JOBS_HISTORY_LIMIT
 from tests.emulator import start_emulator
-from tests.integration.harness import Cluster, summary, testplan
+from tests.integration.harness import Cluster, summary
 
 TARGET_P95 = 1.0  # seconds
 NAMESPACE = "bench"
@@ -151,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     operator = OperatorProcess(emulator.kubeconfig(workdir / "kubeconfig"), NAMESPACE, workdir / "operator.log")
     try:
         cluster = Cluster(emulator)
-        plans = [f"latency-{i:03d}" for i in range(args.plans)]
-        for plan in plans:
-            cluster.create_plan(testplan(plan, NAMESPACE, historyLimit=args.history_limit))
+        plans = []
+        for i in range(args.plans):
+            body = plan_body(i, NAMESPACE)
+            body["spec"]["historyLimit"] = args.history_limit
+            plans.append(cluster.create_plan(body)["metadata"]["name"])
         operator.start()
         runs = Runs(cluster, args.poll, args.timeout)
         for plan in plans:

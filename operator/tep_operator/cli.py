@@ -232,3 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Cluster errors end in one readable line, not a traceback: "TestPlan qa/x not found".
+        from tep_operator.client import describe_error
+
+        message = describe_error(exc)
+        if message is None:
+            raise
+        print(f"tep {args.command}: {message}", file=sys.stderr)
+        return 2

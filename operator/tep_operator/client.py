@@ -43,6 +43,19 @@ def bearer_token(configuration: Configuration) -> str | None:
     return header.split(" ", 1)[-1] if header else None
 
 
+def describe_error(exc: BaseException) -> str | None:
+    """One line for a user about a failed API call or a missing kubeconfig; None if neither."""
+    if isinstance(exc, kubernetes.config.ConfigException):
+        return f"no cluster configured: {exc}"
+    if not isinstance(exc, ApiException):
+        return None
+    try:
+        detail = json.loads(exc.body or "{}").get("message") or exc.reason
+    except (TypeError, ValueError):
+        detail = exc.reason
+    return f"the API server answered {exc.status}: {detail}"
+
+
 def is_status(exc: ApiException, *codes: int) -> bool:
     return isinstance(exc, ApiException) and exc.status in codes
 
