@@ -49,12 +49,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the r
 
 import kubernetes
 import yaml
+
 from tep_operator import names
 from tep_operator.client import load_configuration
 from tep_operator.config import OperatorConfig, config_from_env
 from tep_operator.cronjob import render_cronjob
 from tep_operator.plan import read_plan
-
 from tests.emulator import Emulator, start_emulator
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -347,7 +347,8 @@ def wait_until_done(
             raise RuntimeError(f"the operator exited ({operator.proc.returncode}):\n{operator.log_tail()}")
         time.sleep(poll)
     raise RuntimeError(
-        f"after {timeout} s only {done[0]} CronJobs and {done[1]} Scheduled of {count}:\n{operator.log_tail()}"
+        f"after {timeout} s only {done[0]} CronJobs and {done[1]} Scheduled of {count}:\n"
+        + operator.log_tail()
     )
 
 
@@ -471,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             plain_seconds = run_plain(s, count)
         plain_rate = count / plain_seconds
         print(
-            f"plain client : {count} CronJobs created in {plain_seconds:6.2f} s = {plain_rate:7.1f} CronJobs/s"
+            f"plain client : {count} CronJobs created in {plain_seconds:6.2f} s = "
+            f"{plain_rate:7.1f} CronJobs/s"
         )
 
         results: list[OperatorResult] = []
@@ -494,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"               CPU until done: operator {result.operator_cpu:.2f} s "
-                f"({1000 * result.operator_cpu / count:.1f} ms/plan), this process (API server, client, polls) "
+                f"({1000 * result.operator_cpu / count:.1f} ms/plan), "
+                "this process (API server, client, polls) "
                 f"{result.server_cpu:.2f} s"
             )
 

@@ -85,7 +85,9 @@ class Runs:
     def start(self, plan: str, job: str) -> tuple[str, float]:
         """Job and pod started; the pod's name and the seconds until the plan said Running."""
         started = time.perf_counter()
-        created = self.cluster.start_job(job, cronjob=names.cronjob_name(plan), namespace=NAMESPACE, start=iso_now())
+        created = self.cluster.start_job(
+            job, cronjob=names.cronjob_name(plan), namespace=NAMESPACE, start=iso_now()
+        )
         uid = self.cluster.batch.read_namespaced_job(job, NAMESPACE).metadata.uid
         template = created["spec"]["template"]["metadata"]
         pod = f"{job}-0-pod"
@@ -98,10 +100,13 @@ class Runs:
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": uid,
                                      "controller": True}],
             },
-            "spec": {"containers": [{"name": "runner", "image": "tep-runner:bench"}], "restartPolicy": "Never"},
+            "spec": {"containers": [{"name": "runner", "image": "tep-runner:bench"}],
+                     "restartPolicy": "Never"},
         })  # fmt: skip
         self.cluster.core.patch_namespaced_pod_status(pod, NAMESPACE, {"status": {"phase": "Running"}})
-        poll_until(lambda: self.status(plan).get("phase") == "Running", self.poll, self.timeout, f"{job} Running")
+        poll_until(
+            lambda: self.status(plan).get("phase") == "Running", self.poll, self.timeout, f"{job} Running"
+        )
         return pod, time.perf_counter() - started
 
     def finish(self, plan: str, job: str, pod: str) -> float:
@@ -137,18 +142,26 @@ class Runs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=200, help="runs to time (default 200)")
     parser.add_argument("--plans", type=int, default=20, help="plans the runs go round (default 20)")
-    parser.add_argument("--history-limit", type=int, default=5, help="the plans' spec.historyLimit (default 5)")
-    parser.add_argument("--poll", type=float, default=0.01, help="seconds between GETs of the plan (default 0.01)")
+    parser.add_argument(
+        "--history-limit", type=int, default=5, help="the plans' spec.historyLimit (default 5)"
+    )
+    parser.add_argument(
+        "--poll", type=float, default=0.01, help="seconds between GETs of the plan (default 0.01)"
+    )
     parser.add_argument("--timeout", type=float, default=30, help="seconds to wait for one status change")
     parser.add_argument("--keep-logs", action="store_true", help="keep the operator's log and print where")
     args = parser.parse_args(argv)
 
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tep-bench-"))
     emulator = start_emulator(namespaces=(NAMESPACE,))
-    operator = OperatorProcess(emulator.kubeconfig(workdir / "kubeconfig"), NAMESPACE, workdir / "operator.log")
+    operator = OperatorProcess(
+        emulator.kubeconfig(workdir / "kubeconfig"), NAMESPACE, workdir / "operator.log"
+    )
     try:
         cluster = Cluster(emulator)
         plans = []
@@ -162,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             poll_until(lambda plan=plan: runs.status(plan).get("phase") == "Scheduled", 0.05, 60, plan)
 
         print(
-            f"tep-operator status latency benchmark: {args.runs} runs, one at a time, over {len(plans)} plans "
+            f"tep-operator status latency benchmark: {args.runs} runs, one at a time, "
+            f"over {len(plans)} plans "
             f"(historyLimit {args.history_limit}), poll every {1000 * args.poll:.0f} ms, operator in its own "
             "process, API: emulator"
         )
@@ -188,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         ms = [1000 * s for s in finished]
         p95 = percentile(finished, 0.95)
         print(
-            f"termination -> status.lastRun: median {statistics.median(ms):6.1f} ms, p95 {1000 * p95:6.1f} ms, "
+            f"termination -> status.lastRun: median {statistics.median(ms):6.1f} ms, "
+            f"p95 {1000 * p95:6.1f} ms, "
             f"max {max(ms):6.1f} ms, mean {statistics.fmean(ms):6.1f} ms  (n={len(ms)})"
         )
         start_ms = [1000 * s for s in starts]

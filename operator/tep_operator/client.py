@@ -17,6 +17,7 @@ from tep_operator import names
 FIELD_MANAGER = "tep-operator"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
 
 __all__ = ["ApiException", "Kube", "load_configuration"]
 
@@ -125,14 +126,6 @@ class Kube:
         )
         return _json(result)
 
-    def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _json(self.batch.read_namespaced_cron_job(name, namespace, _preload_content=False))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
     def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         return _json(
             self.batch.create_namespaced_job(
@@ -162,10 +155,9 @@ class Kube:
 
     def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         selector = f"{names.LABEL_JOB_NAME}={job_name}"
-        result = _json(
+        return _items(
             self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
         )
-        return list(result.get("items", []))
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -175,3 +167,7 @@ def _json(response: Any) -> dict[str, Any]:
     camelCase dicts the API serves, and skipping model deserialisation is much cheaper.
     """
     return json.loads(response.data)
+
+
+def _items(response: Any) -> list[dict[str, Any]]:
+    return list(_json(response).get("items", []))

@@ -22,6 +22,8 @@ from tep_operator.client import ApiException, Kube, is_status
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, PlanError, read_plan
 
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
 TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 CONFLICT_RETRIES = 8
@@ -91,16 +93,28 @@ class Reconciler:
         self.config = config
         self.kube = kube
 
-    def reconcile(self, body: kopf.Body, active: list[str], logger: kopf.Logger, *, announce: bool) -> None:
-        """Make the CronJob match the plan and the status tell the truth."""
+    def reconcile(
+        self,
+        body: Mapping[str, Any],
+        active: list[str],
+        live: Mapping[str, Any] | None,
+        logger: Logger,
+    ) -> None:
+        """Make the CronJob match the plan and the status tell the truth.
+
+        Level-triggered and idempotent: called for every event of the plan and by the resync,
+        it writes only what differs (`live` is the CronJob as last seen, None if absent).
+        """
         try:
             plan = read_plan(body)
         except PlanError as error:
-            self._invalid(body, error, logger)
+            self._invalid(body, error, live is not None, logger)
             return
         manifest = cronjob.render_cronjob(plan, self.config)
-        self.kube.apply_cronjob(manifest)
+        if live is None or cronjob.drifted(manifest, live):
+            self.kube.apply_cronjob(manifest)
         cronjob_name = manifest["metadata"]["name"]
+        new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
         update_status(
             self.kube,
             body,
@@ -109,26 +123,22 @@ class Reconciler:
                 status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active)),
             ),
         )
-        if announce:
+        if new_generation:  # once per spec change; not on restarts, resyncs or status events
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             kopf.info(body, reason="CronJobApplied", message=message)
             logger.info("Applied %s", message)
         self.handle_run_request(body, plan, active, logger)
 
-    def _invalid(self, body: kopf.Body, error: PlanError, logger: kopf.Logger) -> None:
+    def _invalid(self, body: Mapping[str, Any], error: PlanError, kept: bool, logger: Logger) -> None:
         generation = int(body["metadata"].get("generation") or 0)
-        kept = self.kube.get_cronjob(
-            body["metadata"]["namespace"], names.cronjob_name(body["metadata"]["name"])
-        )
         written = update_status(
             self.kube,
             body,
             lambda fresh: _if_changed(
-                fresh,
-                status.invalid_status(error, generation, fresh.get("status") or {}, now(), kept is not None),
+                fresh, status.invalid_status(error, generation, fresh.get("status") or {}, now(), kept)
             ),
         )
-        if written:  # once per distinct problem, not on every resync
+        if written:  # once per distinct problem, not on every event or resync
             kopf.warn(body, reason=error.reason, message=str(error))
             logger.warning("Invalid spec, CronJob left as it was: %s", error)
 
@@ -187,11 +197,19 @@ class Reconciler:
                     metadata.get("annotations", {}).get(names.ANNOTATION_PLAN_NAME, ""),
                 )
                 active.setdefault(key, []).append(metadata["name"])
+        live = {
+            (
+                c["metadata"]["namespace"],
+                c["metadata"].get("annotations", {}).get(names.ANNOTATION_PLAN_NAME, ""),
+            ): c
+            for ns in namespaces
+            for c in self.kube.list_managed_cronjobs(ns)
+        }
         for plan in plans:
             namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
             logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
             try:
-                self.reconcile(plan, active.get((namespace, name), []), logger, announce=False)
+                self.reconcile(plan, active.get((namespace, name), []), live.get((namespace, name)), logger)
             except Exception:  # one broken plan must not stop the others' resync
                 logger.exception("Resync of %s/%s failed", namespace, name)
 
@@ -283,23 +301,36 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
         return {(namespace, plan_name): (body.metadata.name, runs.job_active(body))}
 
-    @kopf.on.create(*TESTPLANS, id="plan_created", registry=registry)
-    def plan_created(
-        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
-    ) -> None:
-        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=True)
+    @kopf.index("batch", "v1", "cronjobs", labels=MANAGED, id="plan_cronjobs", registry=registry)
+    def plan_cronjobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        """Each plan's CronJob as last seen: an apply is sent only when it differs."""
+        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        return {(namespace, plan_name): dict(body)}
 
-    @kopf.on.update(*TESTPLANS, id="plan_updated", registry=registry)
-    def plan_updated(
-        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
+    @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
+    def plan_event(
+        event: Mapping[str, Any],
+        body: kopf.Body,
+        namespace: str,
+        name: str,
+        plan_jobs: kopf.Index,
+        plan_cronjobs: kopf.Index,
+        logger: kopf.Logger,
+        **_: Any,
     ) -> None:
-        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=True)
+        """Every event of a plan, including the initial listing after a restart.
 
-    @kopf.on.resume(*TESTPLANS, id="plan_resumed", registry=registry)
-    def plan_resumed(
-        body: kopf.Body, namespace: str, name: str, plan_jobs: kopf.Index, logger: kopf.Logger, **_: Any
-    ) -> None:
-        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), logger, announce=False)
+        An event handler, not kopf's create/update handlers: those keep kopf's own state in
+        annotations of the plan (a write per change), and `status.observedGeneration` already
+        says which spec was handled. No finalizer either: owner references let Kubernetes
+        delete the CronJob and Jobs, and deleting a plan never waits for the operator.
+        """
+        if event.get("type") == "DELETED":
+            metrics.forget_plan(namespace, name)
+            logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
+            return
+        live = next(iter(plan_cronjobs.get((namespace, name), [])), None)
+        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), live, logger)
 
     resync: dict[str, asyncio.Task[None]] = {}
 
@@ -312,12 +343,6 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         task = resync.pop("task", None)
         if task:
             task.cancel()
-
-    @kopf.on.delete(*TESTPLANS, optional=True, id="plan_deleted", registry=registry)
-    def plan_deleted(namespace: str, name: str, logger: kopf.Logger, **_: Any) -> None:
-        # No finalizer: the owner references let Kubernetes delete the CronJob and Jobs.
-        metrics.forget_plan(namespace, name)
-        logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
 
     @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, id="cronjob_event", registry=registry)
     def cronjob_event(

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ def run(environ: Mapping[str, str], *, stdout: TextIO | None = None) -> int:
 class _Run:
     def __init__(self, settings: Settings, environ: Mapping[str, str], out: TextIO) -> None:
         # Absolute: pytest runs with the tests folder as its working directory.
-        self.settings = replace(
+        self.settings = settings = replace(
             settings, tests_dir=settings.tests_dir.absolute(), reports_dir=settings.reports_dir.absolute()
         )
         self.out = out
@@ -67,7 +68,7 @@ class _Run:
     def execute(self) -> int:
         try:
             summary = self._run()
-        except (OSError, subprocess.SubprocessError) as e:
+        except (OSError, subprocess.SubprocessError, ET.ParseError) as e:
             self._say(f"the run broke: {e}")
             summary = self._empty("Error", f"the run broke: {e}")
         _write_termination_log(str(self.settings.termination_log or ""), summary, self.out)
@@ -155,7 +156,7 @@ class _Run:
         # Chunks, not lines: pytest's progress dots of one file share a line, and `kubectl logs -f` should
         # show them as they come.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while chunk := source.read1(65536):  # type: ignore[attr-defined]
+        while chunk := os.read(source.fileno(), 65536):
             log.write(chunk)
             self.out.write(decoder.decode(chunk))
             self.out.flush()
@@ -163,7 +164,10 @@ class _Run:
     def _prune(self) -> None:
         entries = []
         for path in self.plan_dir.iterdir():
-            mtime = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+            try:
+                mtime = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+            except FileNotFoundError:  # removed meanwhile by another shard's pruning
+                continue
             entries.append(retention.Entry(path.name, path.is_dir() and not path.is_symlink(), mtime))
         s = self.settings
         for entry in retention.to_delete(entries, self.run_id, s.keep_last, s.max_age_days, self.start):

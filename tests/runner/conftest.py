@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 import tep_runner
 
 
@@ -52,6 +53,7 @@ def _runner_env(tmp_path: Path, tests_dir: Path, **settings: str) -> dict[str, s
         "TEP_REPORTS_DIR": str(tmp_path / "reports"),
         "TEP_WORKERS": "2",
         "TEP_TERMINATION_LOG": str(tmp_path / "termination-log"),
+        "TMPDIR": str(tmp_path),  # the suites' own temp files (run_once, tmp_path) stay in this test's folder
         **settings,
     }
 

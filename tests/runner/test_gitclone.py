@@ -3,6 +3,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tep_runner.gitclone import clone_commands, credential_env, git_settings_from_env
 from tep_runner.settings import SettingsError
 from tep_runner.shell import git_clone

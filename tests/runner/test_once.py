@@ -1,8 +1,10 @@
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
+
 from tep_runner.once import OnceError, run_once
 
 SUITE = {
@@ -36,7 +38,12 @@ SUITE = {
 def test_setup_runs_once_across_four_workers(tmp_path, write_suite):
     tests = write_suite("suite", SUITE)
     calls, seen = tmp_path / "calls", tmp_path / "seen"
-    env = {"CALLS_FILE": str(calls), "SEEN_FILE": str(seen), "PYTHONDONTWRITEBYTECODE": "1", "PATH": ""}
+    env = {
+        "CALLS_FILE": str(calls),
+        "SEEN_FILE": str(seen),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TMPDIR": str(tmp_path),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(tests), "-n", "4", "-q", "-p", "no:cacheprovider"],
         env=env, capture_output=True, text=True, check=False,
@@ -47,6 +54,12 @@ def test_setup_runs_once_across_four_workers(tmp_path, write_suite):
     assert len(workers) == 4  # all four workers asked for the session ...
     assert len(calls.read_text().splitlines()) == 1  # ... the setup ran once ...
     assert len(tokens) == 1  # ... and every worker got its result
+    assert len(list(tmp_path.glob("tep-once-*/*/login.json"))) == 1  # in the temp dir, keyed by the run
+
+
+@pytest.fixture(autouse=True)
+def _private_tempdir(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def test_failure_is_recorded_for_the_other_callers(monkeypatch):

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tep_runner.settings import Settings, SettingsError, settings_from_env
 
 BASE = {"TEP_NAMESPACE": "qa", "TEP_PLAN": "smoke", "TEP_TESTS_DIR": "/tests", "TEP_REPORTS_DIR": "/reports"}

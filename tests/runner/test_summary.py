@@ -1,8 +1,10 @@
 import pytest
+
 from tep_runner.summary import Counts, counts_from_junit, nodeid, outcome, summarize, workers_from_log
 
 # Shaped as pytest 9 + xdist + pytest-rerunfailures write it with junit_family=xunit1 and --reruns 1: each
-# rerun attempt leaves an extra, empty <testcase>; a failure followed by a teardown error leaves two.
+# rerun attempt leaves an extra, empty <testcase>; a failure followed by a teardown error leaves two; an
+# interrupted run leaves a nameless <testcase/> for the test it stopped.
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">
 <testsuite name="pytest" errors="1" failures="2" skipped="2" tests="8" time="2.1">
 <testcase classname="test_a" name="test_ok" file="test_a.py" line="1" time="0.001"/>
@@ -21,6 +23,7 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"
   <skipped type="pytest.skip" message="later">sub/test_b.py:12: later</skipped></testcase>
 <testcase classname="sub.test_b" name="test_xfail" file="sub/test_b.py" line="15">
   <skipped type="pytest.xfail" message="known"/></testcase>
+<testcase time="0.000" />
 </testsuite></testsuites>"""
 
 
