@@ -3,8 +3,8 @@
 1. Overhead: wall time of `python -m tep_runner` over bare `python -m pytest -n N` on the same suite
    (the smoke example, and a generated suite of 400 tests sleeping 10-25 ms). Target <= 1.10.
 2. Parallel efficiency of `-n auto`: the ideal time (sum of the test times / workers) over the measured
-   time, for the generated sleep-bound suite. Target >= 0.8. Measured two ways: the pytest session
-   (junit testsuite time, which includes starting the workers) and the runner's whole wall time.
+   time. Target >= 0.8. Measured two ways: the pytest session (junit testsuite time, which includes
+   starting the workers) and the runner's whole wall time; bare pytest's session efficiency for comparison.
 Each figure is the median of --repeat runs. `--python` picks the interpreter for both (e.g. a venv made
 from runner-image/requirements.txt, which has none of the development plugins that slow worker start-up).
 """
@@ -72,15 +72,18 @@ def main() -> None:
         generated = generate_suite(Path(tmp) / "generated")
         print(f"{args.python}, {cpus} CPUs, load {os.getloadavg()[0]:.1f}; median of {args.repeat} runs each")
         for name, suite in (("smoke (9 x 1 s)", SMOKE), ("generated (400 x 10-25 ms)", generated)):
-            ratios, efficiencies, wall_efficiencies = [], [], []
+            ratios, efficiencies, wall_efficiencies, bare_efficiencies = [], [], [], []
             for i in range(args.repeat):
-                base = bare(args.python, suite, "auto", Path(tmp) / f"bare-{i}.xml")
+                bare_junit = Path(tmp) / f"bare-{i}.xml"
+                base = bare(args.python, suite, "auto", bare_junit)
                 wall, summary = runner(args.python, suite, "auto", Path(tmp) / "reports")
                 session, test_sum = junit_times(summary["junit"])
                 ideal = test_sum / summary["workers"]
                 ratios.append(wall / base)
                 efficiencies.append(ideal / session)
                 wall_efficiencies.append(ideal / wall)
+                bare_session, bare_sum = junit_times(bare_junit)
+                bare_efficiencies.append(bare_sum / summary["workers"] / bare_session)
                 print(
                     f"  {name}: bare {base:.2f}s, runner {wall:.2f}s ({summary['passed']}/{summary['total']} "
                     f"passed, {summary['workers']} workers), sum {test_sum:.2f}s, session {session:.2f}s"
@@ -90,6 +93,7 @@ def main() -> None:
             print(f"  runner / bare pytest wall time:       {median(ratios):.3f}  (target <= 1.10)")
             print(f"  -n auto efficiency, pytest session:   {median(efficiencies):.3f}  (target >= 0.8)")
             print(f"  -n auto efficiency, runner wall time: {median(wall_efficiencies):.3f}")
+            print(f"  (bare pytest's own session efficiency: {median(bare_efficiencies):.3f})")
 
 
 if __name__ == "__main__":

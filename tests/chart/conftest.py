@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from chart_tools import INSTALL_HINT, VALUES_ALL, find_helm, render
+
+from tests.chart.chart_tools import INSTALL_HINT, VALUES_ALL, find_helm, render
 
 
 @pytest.fixture(scope="session")

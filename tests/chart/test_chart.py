@@ -14,7 +14,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chart_tools import (
+
+from tests.chart.chart_tools import (
     CHART,
     CRD_CHART_COPY,
     CRD_SOURCE,

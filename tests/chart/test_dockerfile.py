@@ -10,9 +10,10 @@ import re
 import subprocess
 import tomllib
 
-from chart_tools import CHART, REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.chart.chart_tools import CHART, REPO
 
 DOCKERFILE = REPO / "operator" / "Dockerfile"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from chart_tools import REPO, plan_jsonschema
+
+from tests.chart.chart_tools import REPO, plan_jsonschema
 
 FENCE = re.compile(r"^```(?:yaml|yml)[^\n]*\n(.*?)^```", re.M | re.S)
 

@@ -230,8 +230,8 @@ def tep_namespace(kubectl: Kubectl, tep_crd: str, request: pytest.FixtureRequest
         yield name
     finally:
         if not os.environ.get("TEP_E2E_KEEP_NAMESPACES"):
-            # kopf puts a finalizer on TestPlans (its timer needs one); with no operator left to
-            # remove it, the namespace would hang in Terminating.
+            # The operator sets no finalizer; clear any a failed test left, so the namespace
+            # can never hang in Terminating.
             proc = kubectl.run("get", "testplans", "-n", name, "-o", "name")
             for plan in proc.stdout.split():
                 kubectl.run(
@@ -357,7 +357,7 @@ def tep_operator(
         yield operator
     finally:
         if operator.proc is not None and operator.proc.poll() is None:
-            # While the operator runs, it removes its finalizer from the deleted plans.
+            # Delete the plans while the operator still runs, as a user would.
             kubectl.run(
                 "delete",
                 "testplans",

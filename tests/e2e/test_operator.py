@@ -257,9 +257,11 @@ def test_restart_adopts_without_duplicates(kubectl, wait_until, holds_for, tep_n
     before = counts[-1]
 
     tep_operator.restart()
-    # The new process resumed the plan ...
+    # The new process listed the plan and reconciled it (a no-op) ...
     wait_until(
-        lambda: "plan_resumed" in tep_operator.current_log(), SETTLE, "the restarted operator to resume it"
+        lambda: "Handler 'plan_event' succeeded" in tep_operator.current_log(),
+        SETTLE,
+        "the restarted operator to reconcile it",
     )
     # ... and watches CronJobs: a hand edit is taken back (no Event is posted for that).
     kubectl("patch", "cronjob", name, "-n", ns, "-p", '{"spec":{"suspend":true}}')
@@ -283,6 +285,7 @@ def test_restart_adopts_without_duplicates(kubectl, wait_until, holds_for, tep_n
         f"after the restart: exactly one CronJob (uid {uid}) and still {before} CronJobApplied Event(s)",
     )
     plan = kubectl.get("testplan", name, ns)
+    assert not plan["metadata"].get("finalizers")  # deleting a plan never waits for the operator
     assert plan["status"]["phase"] == "Scheduled"
     assert plan["status"]["observedGeneration"] == plan["metadata"]["generation"]
 
