@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,5 +32,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--tep-nodeids-file", default=None, help="tep-runner: write the collected node ids here")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-rerunfailures has opened its socket
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Recorder(config.getoption("tep_nodeids_file")), "tep-recorder")
+    # Under xdist, pytest-rerunfailures (16.7) asks the controller about every test over a TCP socket with
+    # two small writes before each read; Nagle's algorithm and delayed ACKs then stall each test by tens of
+    # milliseconds, doubling the time of a suite of short tests whenever --reruns is given.
+    sock = getattr(getattr(config, "failures_db", None), "sock", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -23,7 +23,7 @@ from typing import IO, Any, TextIO
 from filelock import FileLock
 
 from tep_runner import gitclone, retention, shards
-from tep_runner.command import collect_command, pytest_command
+from tep_runner.command import INI_FILES, collect_command, pytest_command
 from tep_runner.message import termination_message
 from tep_runner.runid import run_id_for
 from tep_runner.settings import Settings, SettingsError, settings_from_env
@@ -90,6 +90,10 @@ class _Run:
             self._merge_if_complete()
         return summary
 
+    def _ini(self) -> str:
+        found = (self.settings.tests_dir / name for name in INI_FILES)
+        return str(next((path for path in found if path.is_file()), os.devnull))
+
     def _pytest(self, tmp: Path) -> dict[str, Any]:
         s = self.settings
         ids_file = None
@@ -97,7 +101,7 @@ class _Run:
             collected = tmp / "collected.txt"
             collected.touch()
             code = self._stream(
-                collect_command(s, tmp / "cache", sys.executable, collected), tmp / "collect.log"
+                collect_command(s, tmp / "cache", sys.executable, collected, self._ini()), tmp / "collect.log"
             )
             nodeids = collected.read_text().splitlines()
             # On a collection problem (no tests, import errors, bad args) the whole run below reports it.
@@ -108,7 +112,7 @@ class _Run:
                     return self._empty("Passed", "")
                 ids_file = tmp / "shard-ids.txt"
                 ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
-        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file)
+        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file, self._ini())
         began = time.monotonic()
         code = self._stream(command, self.out_dir / "pytest.log")
         duration = time.monotonic() - began

@@ -72,6 +72,19 @@ def test_mixed_example_with_a_flaky_test(run_runner):
     assert result.summary()["failedTests"] == ["test_mixed.py::test_wrong_total"]
 
 
+def test_reruns_do_not_stall_each_test_under_xdist(run_runner, write_suite):
+    # tep_runner.plugin sets TCP_NODELAY on pytest-rerunfailures' socket to the controller (see there).
+    suite = {"test_socket.py": """
+        import socket
+
+        def test_nodelay(request):
+            sock = request.config.failures_db.sock
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    """}  # fmt: skip
+    result = run_runner(write_suite("suite", suite), TEP_RERUNS="1")
+    assert (result.code, result.message["passed"], result.message["flaky"]) == (0, 1, 0), result.output
+
+
 def test_without_reruns_the_flaky_test_fails(run_runner):
     result = run_runner(EXAMPLES / "mixed" / "tests", TEP_DIST="no")
     assert result.code == 1, result.output
@@ -262,3 +275,18 @@ def test_sigterm_at_the_deadline_still_reports(runner_env, write_suite, tmp_path
     message = json.loads((tmp_path / "termination-log").read_text())
     assert (message["result"], message["passed"]) == ("Error", 1)
     assert message["reason"].startswith("interrupted")
+
+
+def test_the_suites_own_ini_counts_and_a_folder_above_does_not(run_runner, write_suite, tmp_path):
+    # An unrelated project's config above the tests (a laptop checkout) would break the run ...
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--no-such-flag"\n')
+    plain = run_runner(write_suite("plain", {"test_a.py": "def test_a():\n    pass\n"}))
+    assert plain.code == 0, plain.output
+    # ... while the suite's own ini file is honoured: here it collects check_*.py files.
+    own = run_runner(write_suite("own", {
+        "pytest.ini": "[pytest]\npython_files = check_*.py\n",
+        "check_b.py": "def test_b():\n    pass\n\ndef test_c():\n    pass\n",
+        "test_ignored.py": "def test_x():\n    raise AssertionError\n",
+    }))  # fmt: skip
+    assert own.code == 0, own.output
+    assert own.message["total"] == 2
