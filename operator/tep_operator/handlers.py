@@ -213,6 +213,24 @@ class Reconciler:
             except Exception:  # one broken plan must not stop the others' resync
                 logger.exception("Resync of %s/%s failed", namespace, name)
 
+    def record_schedule(self, namespace: str, plan_name: str, scheduled: str) -> None:
+        """`status.lastScheduleTime`: when the CronJob controller last started a run."""
+        try:
+            body = self.kube.get_plan(namespace, plan_name)
+        except ApiException as exc:
+            if is_status(exc, 404):
+                return
+            raise
+        update_status(
+            self.kube,
+            body,
+            lambda fresh: (
+                None
+                if (fresh.get("status") or {}).get("lastScheduleTime") == scheduled
+                else {"lastScheduleTime": scheduled}
+            ),
+        )
+
     def plan_exists(self, plan: Plan) -> bool:
         """Whether this very plan (same uid) still exists and is not being deleted."""
         try:
@@ -353,8 +371,12 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         logger: kopf.Logger,
         **_: Any,
     ) -> None:
-        """Take back a CronJob that somebody deleted or edited by hand."""
-        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME)
+        """Copy the CronJob's lastScheduleTime to the plan; take back a CronJob that somebody
+        deleted or edited by hand."""
+        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        scheduled = (body.get("status") or {}).get("lastScheduleTime")
+        if scheduled and event.get("type") != "DELETED":
+            reconciler.record_schedule(namespace, plan_name, scheduled)
         plans = list(valid_plans.get((namespace, plan_name), []))
         if not plans:
             return

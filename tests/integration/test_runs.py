@@ -65,6 +65,13 @@ def test_a_passed_run(scheduled: Cluster) -> None:
     )
 
 
+def test_last_schedule_time_comes_from_the_cronjob(scheduled: Cluster) -> None:
+    scheduled.batch.patch_namespaced_cron_job_status(
+        "smoke", "qa", {"status": {"lastScheduleTime": "2026-11-21T19:30:00Z"}}
+    )
+    scheduled.wait_status(lambda s: s.get("lastScheduleTime") == "2026-11-21T19:30:00Z")
+
+
 def test_a_failed_run(scheduled: Cluster) -> None:
     cluster = scheduled
     text = summary(
