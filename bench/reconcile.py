@@ -34,6 +34,7 @@ import os
 import pathlib
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -525,9 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep_logs:
             print(f"operator logs: {workdir}")
         else:
-            for path in workdir.iterdir():
-                path.unlink()
-            workdir.rmdir()
+            shutil.rmtree(workdir)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import math
 import pathlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -224,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep_logs:
             print(f"operator log: {workdir / 'operator.log'}")
         else:
-            for path in workdir.iterdir():
-                path.unlink()
-            workdir.rmdir()
+            shutil.rmtree(workdir)
 
 
 if __name__ == "__main__":

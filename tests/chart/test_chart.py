@@ -294,13 +294,12 @@ def verbs_by_resource(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
 
 
 NAMESPACED_GRANTS = {
-    ("tep.dev", "testplans"): {"get", "list", "watch", "patch", "update"},
-    ("tep.dev", "testplans/status"): {"get", "patch", "update"},
-    ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch", "update", "delete"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("tep.dev", "testplans"): {"get", "list", "watch"},
+    ("tep.dev", "testplans/status"): {"patch"},
+    ("batch", "cronjobs"): {"list", "watch", "create", "patch"},
+    ("batch", "jobs"): {"list", "watch", "create", "delete"},
+    ("", "pods"): {"list", "watch"},
+    ("", "events"): {"create"},
 }
 
 
