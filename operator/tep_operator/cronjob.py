@@ -5,6 +5,7 @@ Pure: the operator's configuration comes in as an argument; nothing here talks t
 """
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ JOBS_HISTORY_LIMIT = 3
 # A manual Job has no CronJob to prune it; the operator has read it long before this.
 MANUAL_JOB_TTL_SECONDS = 24 * 3600
 GIT_SECRET_MOUNT = "/etc/tep/git"
+SPEC_HASH = "tep.dev/spec-hash"
 
 RESTRICTED_CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
@@ -226,12 +228,24 @@ def render_cronjob(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     }
     if plan.time_zone:
         spec["timeZone"] = plan.time_zone
-    return {
+    manifest = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": object_meta(plan, names.cronjob_name(plan.name)),
         "spec": spec,
     }
+    # Like a Deployment's pod-template-hash: a cheap "is this what we last applied?".
+    manifest["metadata"]["annotations"][SPEC_HASH] = names.stable_hash(
+        json.dumps(manifest, sort_keys=True), 16
+    )
+    return manifest
+
+
+def same_spec(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """Whether `live` was applied from `desired` (hand edits aside: `drifted` finds those)."""
+    return (live.get("metadata") or {}).get("annotations", {}).get(SPEC_HASH) == desired["metadata"][
+        "annotations"
+    ][SPEC_HASH]
 
 
 def render_manual_job(plan: Plan, config: OperatorConfig, request: str, run_id: str) -> dict[str, Any]:

@@ -92,6 +92,17 @@ class Reconciler:
     def __init__(self, config: OperatorConfig, kube: Kube) -> None:
         self.config = config
         self.kube = kube
+        # resourceVersion of our own last apply per CronJob: its watch event needs no drift check
+        self.applied: dict[tuple[str, str], str] = {}
+
+    def apply(self, manifest: Mapping[str, Any]) -> None:
+        result = self.kube.apply_cronjob(manifest)
+        metadata = result["metadata"]
+        self.applied[(metadata["namespace"], metadata["name"])] = metadata.get("resourceVersion", "")
+
+    def own_write(self, cronjob: Mapping[str, Any]) -> bool:
+        metadata = cronjob["metadata"]
+        return self.applied.get((metadata["namespace"], metadata["name"])) == metadata.get("resourceVersion")
 
     def reconcile(
         self,
@@ -99,11 +110,14 @@ class Reconciler:
         active: list[str],
         live: Mapping[str, Any] | None,
         logger: Logger,
+        *,
+        thorough: bool = False,
     ) -> None:
         """Make the CronJob match the plan and the status tell the truth.
 
         Level-triggered and idempotent: called for every event of the plan and by the resync,
         it writes only what differs (`live` is the CronJob as last seen, None if absent).
+        `thorough` compares every rendered field, to catch hand edits that raised no event.
         """
         try:
             plan = read_plan(body)
@@ -111,8 +125,11 @@ class Reconciler:
             self._invalid(body, error, live is not None, logger)
             return
         manifest = cronjob.render_cronjob(plan, self.config)
-        if live is None or cronjob.drifted(manifest, live):
-            self.kube.apply_cronjob(manifest)
+        stale = live is None or (
+            cronjob.drifted(manifest, live) if thorough else not cronjob.same_spec(manifest, live)
+        )
+        if stale:
+            self.apply(manifest)
         cronjob_name = manifest["metadata"]["name"]
         new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
         update_status(
@@ -209,7 +226,13 @@ class Reconciler:
             namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
             logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
             try:
-                self.reconcile(plan, active.get((namespace, name), []), live.get((namespace, name)), logger)
+                self.reconcile(
+                    plan,
+                    active.get((namespace, name), []),
+                    live.get((namespace, name)),
+                    logger,
+                    thorough=True,
+                )
             except Exception:  # one broken plan must not stop the others' resync
                 logger.exception("Resync of %s/%s failed", namespace, name)
 
@@ -378,7 +401,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         if scheduled and event.get("type") != "DELETED":
             reconciler.record_schedule(namespace, plan_name, scheduled)
         plans = list(valid_plans.get((namespace, plan_name), []))
-        if not plans:
+        if not plans or (event.get("type") != "DELETED" and reconciler.own_write(body)):
             return
         desired = cronjob.render_cronjob(plans[0], config)
         if event.get("type") == "DELETED":
@@ -393,7 +416,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             )
         else:
             return
-        kube.apply_cronjob(desired)
+        reconciler.apply(desired)
 
     @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job_event", registry=registry)
     def job_event(

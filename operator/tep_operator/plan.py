@@ -6,6 +6,7 @@ so one edit fixes them all. Defaults are applied here too: an API server applies
 CRD's defaults, but a TestPlan file run with `tep run --local` never meets one.
 """
 
+import functools
 import math
 import re
 import zoneinfo
@@ -119,6 +120,7 @@ def cpu_workers(resources: Mapping[str, Any]) -> int | None:
     return max(1, math.ceil(parse_cpu(limit)))
 
 
+@functools.cache  # pure, and every event of every plan asks again
 def crontab_problem(crontab: str) -> str | None:
     """What is wrong with a crontab, as Kubernetes' CronJob sees it; None if nothing."""
     expr = crontab.strip()

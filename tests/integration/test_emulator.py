@@ -360,15 +360,14 @@ def test_discovery_of_testplans(kube):
     assert by_name["testplans"]["shortNames"] == ["tp"] and "testplans/status" in by_name
 
 
-def test_performance_stays_linear(kube, batch):
-    durations = []
+def test_request_matching_stays_linear(kube, batch):
+    # kmock matches each request against its whole request log, so every request costs
+    # O(requests so far). The emulator keeps only the requests in flight: the log does not grow.
+    # (A count, not a timing: timings are flaky on shared machines; bench/reconcile.py times it.)
     for i in range(500):
-        started = time.perf_counter()
         batch.create_namespaced_cron_job("default", cronjob(f"cj-{i}"))
-        durations.append(time.perf_counter() - started)
-    first, last = sum(durations[:100]), sum(durations[-100:])
-    assert last < 3 * first, f"first 100 creates: {first:.3f}s, last 100: {last:.3f}s"
     assert len(batch.list_namespaced_cron_job("default").items) == 500
+    assert kube.call(lambda: len(kube.handler._requests)) <= 2  # this LIST, at most one more
 
 
 def test_kopf_runs_against_the_emulator(kube, custom, core):

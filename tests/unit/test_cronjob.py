@@ -6,7 +6,7 @@ import pytest
 
 from tep_operator import names
 from tep_operator.config import OperatorConfig
-from tep_operator.cronjob import drifted, render_cronjob, render_manual_job
+from tep_operator.cronjob import drifted, render_cronjob, render_manual_job, same_spec
 from tep_operator.plan import read_plan
 
 CONFIG = OperatorConfig(
@@ -89,7 +89,8 @@ def test_labels_annotations_and_owner_everywhere() -> None:
     cj = render()
     expected_labels = {"app.kubernetes.io/managed-by": "tep-operator", "tep.dev/plan": "smoke"}
     assert cj["metadata"]["labels"] == expected_labels
-    assert cj["metadata"]["annotations"] == {"tep.dev/plan-name": "smoke"}
+    assert cj["metadata"]["annotations"]["tep.dev/plan-name"] == "smoke"
+    assert set(cj["metadata"]["annotations"]) == {"tep.dev/plan-name", "tep.dev/spec-hash"}
     assert cj["metadata"]["namespace"] == "qa" and cj["metadata"]["name"] == "smoke"
     assert cj["metadata"]["ownerReferences"] == [
         {
@@ -342,3 +343,12 @@ def test_drift_ignores_server_defaults_but_sees_hand_edits() -> None:
     assert drifted(desired, edited)
     removed = {**live, "spec": {k: v for k, v in live["spec"].items() if k != "startingDeadlineSeconds"}}
     assert drifted(desired, removed)
+
+
+def test_the_spec_hash_tells_a_changed_rendering() -> None:
+    first = render()
+    assert len(first["metadata"]["annotations"]["tep.dev/spec-hash"]) == 16
+    assert same_spec(render(), first)  # stable
+    assert not same_spec(render(crontab="0 6 * * *"), first)
+    assert not same_spec(render(env=[{"name": "A", "value": "1"}]), first)
+    assert not same_spec(render(), {"metadata": {"annotations": {}}})
