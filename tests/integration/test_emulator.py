@@ -6,7 +6,6 @@ Each of these would fail against a raw ``kmock.KubernetesEmulator``.
 
 import json
 import threading
-import time
 
 import kopf
 import kubernetes
