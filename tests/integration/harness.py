@@ -11,7 +11,6 @@ Kubernetes does (container termination message, Job conditions).
 
 import copy
 import dataclasses
-import json
 import pathlib
 import threading
 from typing import Any
@@ -79,28 +78,6 @@ def make_plan(name: str = "smoke", namespace: str = "qa", **spec: Any) -> dict[s
     }
     body["spec"].update(spec)
     return body
-
-
-def summary(result: str = "Passed", **counts: Any) -> str:
-    """A runner's termination message (DESIGN.md §4)."""
-    message = {
-        "v": 1,
-        "result": result,
-        "total": 9,
-        "passed": 9,
-        "failed": 0,
-        "errors": 0,
-        "skipped": 0,
-        "flaky": 0,
-        "durationSeconds": 3.6,
-        "workers": 2,
-        "shard": 0,
-        "shards": 1,
-        "reportPath": "qa/smoke/run/report.html",
-        "failedTests": [],
-    }
-    message.update(counts)
-    return json.dumps(message)
 
 
 class Cluster:

@@ -7,7 +7,8 @@ import pytest
 
 from tep_operator import cli
 from tests.emulator import Emulator, wait_for
-from tests.integration.harness import Cluster, OperatorThread, make_plan, summary
+from tests.integration.harness import Cluster, OperatorThread, make_plan
+from tests.messages import runner_message as summary
 
 
 def test_run_wait_follows_the_run_and_exits_with_its_code(

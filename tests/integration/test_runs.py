@@ -11,7 +11,8 @@ import pytest
 
 from tep_operator import names
 from tests.emulator import Emulator, wait_for
-from tests.integration.harness import Cluster, OperatorThread, make_plan, summary
+from tests.integration.harness import Cluster, OperatorThread, make_plan
+from tests.messages import runner_message as summary
 
 
 def by_type(status: dict) -> dict:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tep_operator.runs import event_for, job_active, parse_message, phase_after, record_run, run_result
+from tests.messages import runner_message
 
 NOW = dt.datetime(2026, 11, 21, 20, 0, tzinfo=dt.UTC)
 
@@ -43,24 +44,9 @@ def job(
 
 
 def message(**fields: Any) -> str:
-    body = {
-        "v": 1,
-        "result": "Passed",
-        "total": 9,
-        "passed": 9,
-        "failed": 0,
-        "errors": 0,
-        "skipped": 0,
-        "flaky": 0,
-        "durationSeconds": 3.6,
-        "workers": 3,
-        "shard": 0,
-        "shards": 1,
-        "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html",
-        "failedTests": [],
-    }
-    body.update(fields)
-    return json.dumps(body)
+    return runner_message(
+        **{"workers": 3, "reportPath": "qa/smoke/20261121T194200Z-29012345/report.html", **fields}
+    )
 
 
 def pod(
