@@ -4,8 +4,10 @@ Built on the official `kubernetes` client. Calls are synchronous; kopf runs the 
 that use them in its thread pool.
 """
 
+import datetime
 import functools
 import json
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -108,6 +110,30 @@ class Kube:
         return self.custom.patch_namespaced_custom_object(
             names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
         )
+
+    def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on `obj` (a TestPlan), sent now: nothing waits in a queue that a
+        shutdown could drop, and it works from any thread."""
+        metadata = obj["metadata"]
+        moment = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        involved = {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": metadata["name"],
+                    "namespace": metadata["namespace"]}  # fmt: skip
+        if metadata.get("uid"):
+            involved["uid"] = metadata["uid"]
+        event = {
+            "metadata": {"generateName": f"{metadata['name'][:200]}.", "namespace": metadata["namespace"]},
+            "involvedObject": involved,
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],  # the API server's limit for Event messages
+            "firstTimestamp": moment,
+            "lastTimestamp": moment,
+            "count": 1,
+            "source": {"component": names.MANAGER},
+            "reportingComponent": names.MANAGER,
+            "reportingInstance": socket.gethostname(),
+        }
+        self.core.create_namespaced_event(metadata["namespace"], event, _preload_content=False)
 
     # CronJobs and Jobs
 

@@ -80,7 +80,6 @@ async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            # to_thread copies the context: kopf's Event posting works from the thread.
             await asyncio.to_thread(reconciler.resync_all)
         except Exception:
             LOGGER.exception("Resync failed; trying again in %ss", interval)
@@ -142,7 +141,7 @@ class Reconciler:
         )
         if new_generation:  # once per spec change; not on restarts, resyncs or status events
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
-            kopf.info(body, reason="CronJobApplied", message=message)
+            self.kube.post_event(body, "Normal", "CronJobApplied", message)
             logger.info("Applied %s", message)
         self.handle_run_request(body, plan, active, logger)
 
@@ -156,7 +155,7 @@ class Reconciler:
             ),
         )
         if written:  # once per distinct problem, not on every event or resync
-            kopf.warn(body, reason=error.reason, message=str(error))
+            self.kube.post_event(body, "Warning", error.reason, str(error))
             logger.warning("Invalid spec, CronJob left as it was: %s", error)
 
     def handle_run_request(
@@ -176,12 +175,8 @@ class Reconciler:
             if old.get("pendingRunRequest") != request and update_status(
                 self.kube, body, lambda fresh: _pending(fresh, request)
             ):
-                kopf.info(
-                    body,
-                    reason="RunQueued",
-                    message=f"run requested at {request} waits for {', '.join(active)} to finish "
-                    "(concurrencyPolicy Forbid)",
-                )
+                waiting = f"run requested at {request} waits for {', '.join(active)} to finish"
+                self.kube.post_event(body, "Normal", "RunQueued", f"{waiting} (concurrencyPolicy Forbid)")
                 logger.info("Run request %s queued behind %s", request, active)
             return
         if active and plan.concurrency_policy == "Replace":
@@ -199,7 +194,9 @@ class Reconciler:
             created = False  # made before a restart or by a twin event: the same request, once
         update_status(self.kube, body, lambda fresh: _requested(fresh, request))
         if created:
-            kopf.info(body, reason="RunStarted", message=f"Job {job_name} for the run requested at {request}")
+            self.kube.post_event(
+                body, "Normal", "RunStarted", f"Job {job_name} for the run requested at {request}"
+            )
             logger.info("Started Job %s for run request %s", job_name, request)
 
     def resync_all(self) -> None:
@@ -297,7 +294,7 @@ class Reconciler:
         written = update_status(self.kube, body, compute)
         if run and written and "history" in written[1]:
             kind, reason, message = runs.event_for(run)
-            kopf.event(written[0], type=kind, reason=reason, message=message)
+            self.kube.post_event(written[0], kind, reason, message)
             (logger.info if kind == "Normal" else logger.warning)("%s/%s: %s", namespace, plan_name, message)
             completed = runs.parse_time(run.get("completionTime"))
             metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
@@ -368,6 +365,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         """
         if event.get("type") == "DELETED":
             metrics.forget_plan(namespace, name)
+            reconciler.applied.pop((namespace, names.cronjob_name(name)), None)
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
         live = next(iter(plan_cronjobs.get((namespace, name), [])), None)
@@ -449,12 +447,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             return
         announced[uid] = reason.split(":")[0]
         plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
-        plan_ref = {
-            "apiVersion": names.API_VERSION,
-            "kind": names.KIND,
-            "metadata": {"name": plan_name, "namespace": body.metadata.namespace},
-        }
-        kopf.warn(plan_ref, reason="RunnerCannotStart", message=f"pod {body.metadata.name}: {reason}")
+        plan_ref = {"metadata": {"name": plan_name, "namespace": body.metadata.namespace}}
+        kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
 
     return registry
 
@@ -476,8 +470,9 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{names.GROUP}/finalizer"
-    settings.posting.level = logging.INFO
-    settings.posting.reporting_component = names.MANAGER
+    # Our Events are posted at once through the client (Kube.post_event), not kopf's queue,
+    # which a shutdown drops and which only a handler's own context can reach.
+    settings.posting.enabled = False
     # No CRD or namespace scanning: fewer permissions; the CRD is installed before us.
     settings.scanning.disabled = True
     # Only our own objects travel over the watch connections, not every Pod in the cluster.

@@ -138,7 +138,6 @@ def test_restart_duplicates_nothing(kube: Emulator, cluster: Cluster, tmp_path: 
         # the new operator lists the plan first (one event per object, in order), then the edit
         cluster.patch_plan({"spec": {"crontab": "0 1 * * *"}})
         wait_for(lambda: cluster.cronjob()["spec"]["schedule"] == "0 1 * * *")
-        # kopf drops Events still queued at shutdown: wait for the one the edit posts
         wait_for(lambda: len(cluster.events(reason="CronJobApplied")) >= 2, message="no Event for the edit")
     assert len(cluster.cronjobs()) == 1
     assert cluster.cronjob()["metadata"]["uid"] == before["metadata"]["uid"]
