@@ -44,7 +44,8 @@ from bench.reconcile import OperatorProcess, plan_body
 from tep_operator import names
 from tep_operator.cronjob import JOBS_HISTORY_LIMIT
 from tests.emulator import start_emulator
-from tests.integration.harness import Cluster, summary
+from tests.integration.harness import Cluster
+from tests.messages import runner_message as summary
 
 TARGET_P95 = 1.0  # seconds
 NAMESPACE = "bench"
