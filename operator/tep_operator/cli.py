@@ -137,9 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def request_run(kube: Any, namespace: str, plan: str, *, wait: bool, timeout: float) -> int:
     """Set `tep.dev/run-requested-at`; with `wait`, follow the plan until that run's result."""
-    from tep_operator.schedule import isoformat
-
-    request = isoformat(dt.datetime.now(dt.UTC)).replace("Z", f".{time.time_ns() % 10**9:09d}Z")
+    # Microseconds: two requests in one second are two runs.
+    request = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     kube.annotate_plan(namespace, plan, {names.ANNOTATION_RUN_REQUESTED_AT: request})
     job = names.manual_job_name(plan, request)
     print(f"tep: requested a run of {namespace}/{plan} (Job {job})")

@@ -5,7 +5,6 @@ that use them in its thread pool.
 """
 
 import datetime
-import functools
 import json
 import socket
 from collections.abc import Mapping
@@ -73,17 +72,21 @@ class Kube:
         self.core = CoreV1Api(self.api)
         self.custom = CustomObjectsApi(self.api)
 
-    @classmethod
-    @functools.cache
-    def default(cls) -> "Kube":
-        return cls(load_configuration())
-
     # TestPlans
 
     def get_plan(self, namespace: str, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(
             names.GROUP, names.VERSION, namespace, names.PLURAL, name
         )
+
+    def find_plan(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The plan, or None if it does not exist (any more)."""
+        try:
+            return self.get_plan(namespace, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def list_plans(self, namespace: str | None = None) -> list[dict[str, Any]]:
         if namespace:

@@ -27,7 +27,6 @@ Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 CONFLICT_RETRIES = 8
-KOPF_PREFIX = f"kopf.{names.GROUP}"
 LOGGER = logging.getLogger("tep_operator.resync")
 
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
@@ -57,12 +56,10 @@ def update_status(
         except ApiException as exc:
             if not is_status(exc, 409):
                 raise
-        try:
-            body = kube.get_plan(namespace, name)
-        except ApiException as exc:
-            if is_status(exc, 404):
-                return None  # the plan is gone; nothing to record
-            raise
+        fresh = kube.find_plan(namespace, name)
+        if fresh is None:
+            return None  # the plan is gone; nothing to record
+        body = fresh
     raise kopf.TemporaryError(f"status of {namespace}/{name} kept changing; retrying", delay=1)
 
 
@@ -93,6 +90,8 @@ class Reconciler:
         self.kube = kube
         # resourceVersion of our own last apply per CronJob: its watch event needs no drift check
         self.applied: dict[tuple[str, str], str] = {}
+        # lastScheduleTime already copied per plan: a CronJob's other events need no read
+        self.schedules: dict[tuple[str, str], str] = {}
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
         result = self.kube.apply_cronjob(manifest)
@@ -159,7 +158,7 @@ class Reconciler:
             logger.warning("Invalid spec, CronJob left as it was: %s", error)
 
     def handle_run_request(
-        self, body: Mapping[str, Any], plan: Plan, active: list[str], logger: kopf.Logger
+        self, body: Mapping[str, Any], plan: Plan, active: list[str], logger: Logger
     ) -> None:
         """Start a run for a new `tep.dev/run-requested-at` value, exactly once.
 
@@ -206,16 +205,11 @@ class Reconciler:
         for job in (job for ns in namespaces for job in self.kube.list_managed_jobs(ns)):
             if runs.job_active(job):
                 metadata = job["metadata"]
-                key = (
-                    metadata["namespace"],
-                    metadata.get("annotations", {}).get(names.ANNOTATION_PLAN_NAME, ""),
+                active.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(
+                    metadata["name"]
                 )
-                active.setdefault(key, []).append(metadata["name"])
         live = {
-            (
-                c["metadata"]["namespace"],
-                c["metadata"].get("annotations", {}).get(names.ANNOTATION_PLAN_NAME, ""),
-            ): c
+            (c["metadata"]["namespace"], names.plan_of(c["metadata"])): c
             for ns in namespaces
             for c in self.kube.list_managed_cronjobs(ns)
         }
@@ -235,12 +229,12 @@ class Reconciler:
 
     def record_schedule(self, namespace: str, plan_name: str, scheduled: str) -> None:
         """`status.lastScheduleTime`: when the CronJob controller last started a run."""
-        try:
-            body = self.kube.get_plan(namespace, plan_name)
-        except ApiException as exc:
-            if is_status(exc, 404):
-                return
-            raise
+        key = (namespace, plan_name)
+        if self.schedules.get(key) == scheduled:
+            return
+        body = self.kube.find_plan(namespace, plan_name)
+        if body is None:
+            return
         update_status(
             self.kube,
             body,
@@ -250,28 +244,23 @@ class Reconciler:
                 else {"lastScheduleTime": scheduled}
             ),
         )
+        self.schedules[key] = scheduled
 
     def plan_exists(self, plan: Plan) -> bool:
         """Whether this very plan (same uid) still exists and is not being deleted."""
-        try:
-            body = self.kube.get_plan(plan.namespace, plan.name)
-        except ApiException as exc:
-            if is_status(exc, 404):
-                return False
-            raise
+        body = self.kube.find_plan(plan.namespace, plan.name)
+        if body is None:
+            return False
         metadata = body["metadata"]
         return metadata.get("uid") == plan.uid and not metadata.get("deletionTimestamp")
 
     def job_changed(
-        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: list[str], logger: kopf.Logger
+        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: list[str], logger: Logger
     ) -> None:
         """Track a run: Running while active; when finished, lastRun, history, Event, metrics."""
-        try:
-            body = self.kube.get_plan(namespace, plan_name)
-        except ApiException as exc:
-            if is_status(exc, 404):
-                return  # the plan was deleted; its Jobs go with it
-            raise
+        body = self.kube.find_plan(namespace, plan_name)
+        if body is None:
+            return  # the plan was deleted; its Jobs go with it
         try:
             plan: Plan | None = read_plan(body)
         except PlanError:
@@ -336,14 +325,12 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="plan_jobs", registry=registry)
     def plan_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], tuple[str, bool]]:
         """Each plan's Jobs and whether they still run: the source of `phase: Running`."""
-        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
-        return {(namespace, plan_name): (body.metadata.name, runs.job_active(body))}
+        return {(namespace, names.plan_of(body.metadata)): (body.metadata.name, runs.job_active(body))}
 
     @kopf.index("batch", "v1", "cronjobs", labels=MANAGED, id="plan_cronjobs", registry=registry)
     def plan_cronjobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
         """Each plan's CronJob as last seen: an apply is sent only when it differs."""
-        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
-        return {(namespace, plan_name): dict(body)}
+        return {(namespace, names.plan_of(body.metadata)): dict(body)}
 
     @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
     def plan_event(
@@ -366,6 +353,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         if event.get("type") == "DELETED":
             metrics.forget_plan(namespace, name)
             reconciler.applied.pop((namespace, names.cronjob_name(name)), None)
+            reconciler.schedules.pop((namespace, name), None)
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
         live = next(iter(plan_cronjobs.get((namespace, name), [])), None)
@@ -394,7 +382,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     ) -> None:
         """Copy the CronJob's lastScheduleTime to the plan; take back a CronJob that somebody
         deleted or edited by hand."""
-        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        plan_name = names.plan_of(body.metadata)
         scheduled = (body.get("status") or {}).get("lastScheduleTime")
         if scheduled and event.get("type") != "DELETED":
             reconciler.record_schedule(namespace, plan_name, scheduled)
@@ -428,7 +416,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         """Runs starting and finishing, also those that finished while the operator was down."""
         if event.get("type") == "DELETED" and not runs.job_active(body):
             return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
-        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
+        plan_name = names.plan_of(body.metadata)
         reconciler.job_changed(
             body, namespace, plan_name, active_runs(plan_jobs, namespace, plan_name), logger
         )
@@ -443,11 +431,13 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             announced.pop(uid, None)
             return
         reason = runs.pod_failure_reason(body)
-        if not reason or not runs.is_start_failure(reason) or announced.get(uid) == reason.split(":")[0]:
+        if not reason or not runs.is_start_failure(reason):
             return
-        announced[uid] = reason.split(":")[0]
-        plan_name = body.metadata.annotations.get(names.ANNOTATION_PLAN_NAME, "")
-        plan_ref = {"metadata": {"name": plan_name, "namespace": body.metadata.namespace}}
+        kind = reason.split(":")[0]  # ImagePullBackOff, ErrImagePull ...: one Event per kind
+        if announced.get(uid) == kind:
+            return
+        announced[uid] = kind
+        plan_ref = {"metadata": {"name": names.plan_of(body.metadata), "namespace": body.metadata.namespace}}
         kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
 
     return registry
@@ -462,14 +452,6 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
-    # kopf's bookkeeping in annotations under a prefix of its own (kopf ignores every
-    # annotation under its prefix, and tep.dev/run-requested-at must not be ignored);
-    # status stays ours alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{names.GROUP}/finalizer"
     # Our Events are posted at once through the client (Kube.post_event), not kopf's queue,
     # which a shutdown drops and which only a handler's own context can reach.
     settings.posting.enabled = False

@@ -7,6 +7,8 @@ long names that share a prefix do not collide.
 """
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 GROUP = "tep.dev"
 VERSION = "v1alpha1"
@@ -59,6 +61,11 @@ def labels(plan_name: str) -> dict[str, str]:
 
 def annotations(plan_name: str) -> dict[str, str]:
     return {ANNOTATION_PLAN_NAME: plan_name}
+
+
+def plan_of(metadata: Mapping[str, Any]) -> str:
+    """The full name of the plan an object of ours belongs to (from its annotation)."""
+    return (metadata.get("annotations") or {}).get(ANNOTATION_PLAN_NAME, "")
 
 
 def manual_job_name(plan_name: str, request: str) -> str:

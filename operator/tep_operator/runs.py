@@ -135,14 +135,17 @@ def _shard_index(pod: Mapping[str, Any]) -> int:
         return 0
 
 
-def _latest_attempts(pods: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+Attempt = tuple[Mapping[str, Any], dict[str, Any] | None]  # a pod and its parsed summary
+
+
+def _latest_attempts(pods: Iterable[Mapping[str, Any]]) -> dict[int, Attempt]:
     """One pod per shard: a message-bearing pod if any, else the newest."""
-    chosen: dict[int, Mapping[str, Any]] = {}
+    chosen: dict[int, Attempt] = {}
     for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""):
         index = _shard_index(pod)
-        has_message = parse_message(_terminated_message(pod)) is not None
-        if index not in chosen or has_message or parse_message(_terminated_message(chosen[index])) is None:
-            chosen[index] = pod
+        message = parse_message(_terminated_message(pod))
+        if index not in chosen or message is not None or chosen[index][1] is None:
+            chosen[index] = (pod, message)
     return chosen
 
 
@@ -167,7 +170,7 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
     job_status = job.get("status") or {}
     shards = int((job.get("spec") or {}).get("completions") or 1)
     attempts = _latest_attempts(pods)
-    messages = {index: parse_message(_terminated_message(pod)) for index, pod in attempts.items()}
+    messages = {index: message for index, (_pod, message) in attempts.items()}
     found = [m for m in messages.values() if m is not None]
 
     start = job_status.get("startTime") or metadata.get("creationTimestamp")
@@ -199,7 +202,7 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
     missing = sorted(set(range(shards)) - {i for i, m in messages.items() if m is not None})
     errors = [m.get("reason") or "the runner reported an error" for m in found if m.get("result") == "Error"]
     if missing:
-        reasons = [pod_failure_reason(attempts[i]) for i in missing if i in attempts]
+        reasons = [pod_failure_reason(attempts[i][0]) for i in missing if i in attempts]
         reason = next((r for r in reasons if r), None) or job_failure_reason(job) or "the run left no summary"
         prefix = f"shard {missing[0]}: " if shards > 1 else ""
         run.update(result="Error", reason=prefix + reason)

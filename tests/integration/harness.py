@@ -17,12 +17,12 @@ from typing import Any
 
 import kubernetes
 
-from tep_operator import runtime
+from tep_operator import names, runtime
 from tep_operator.client import Kube, load_configuration
 from tep_operator.config import OperatorConfig
 from tests.emulator import Emulator, wait_for
 
-GROUP, VERSION, PLURAL = "tep.dev", "v1alpha1", "testplans"
+GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.PLURAL
 TEST_CONFIG = OperatorConfig(
     runner_image="tep-runner:test",
     reports_claim="tep-reports",
