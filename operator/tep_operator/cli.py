@@ -117,15 +117,13 @@ def cmd_operator(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.local:
         from tep_operator.local import LocalRunError, run_local
-        from tep_operator.plan import PlanError
-
         if not args.file:
             print("tep run --local: give the plan with -f PLAN.yaml", file=sys.stderr)
             return 2
         try:
             return run_local(args.file, tests=args.tests, reports=args.reports, out=sys.stdout)
-        except (LocalRunError, PlanError) as exc:
-            print(f"tep run --local: {args.file}: {exc}", file=sys.stderr)
+        except LocalRunError as exc:  # names the file and every problem in it
+            print(f"tep run --local: {exc}", file=sys.stderr)
             return 2
     if not args.plan:
         print("tep run: name the plan (or use --local -f PLAN.yaml)", file=sys.stderr)

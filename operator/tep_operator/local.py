@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import yaml
 
 from tep_operator import names, runnerenv
-from tep_operator.plan import Plan, cpu_workers, read_plan
+from tep_operator.plan import Plan, PlanError, cpu_workers, read_plan
 from tep_operator.runs import counts_text
 
 
@@ -71,7 +71,10 @@ def prepare(
     base_environ: Mapping[str, str],
     termination_log: pathlib.Path,
 ) -> LocalRun:
-    plan = read_plan(load_plan_file(plan_file))
+    try:
+        plan = read_plan(load_plan_file(plan_file))
+    except PlanError as exc:
+        raise LocalRunError(f"{plan_file}: {exc}") from None
     tests_dir = (tests or default_tests_dir(plan, plan_file)).resolve()
     if not tests_dir.is_dir():
         raise LocalRunError(f"tests folder {tests_dir} does not exist (give it with --tests DIR)")
