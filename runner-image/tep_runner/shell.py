@@ -96,12 +96,13 @@ class _Run:
 
     def _pytest(self, tmp: Path) -> dict[str, Any]:
         s = self.settings
+        ini = self._ini()
         ids_file = None
         if s.shards > 1:
             collected = tmp / "collected.txt"
             collected.touch()
             code = self._stream(
-                collect_command(s, tmp / "cache", sys.executable, collected, self._ini()), tmp / "collect.log"
+                collect_command(s, tmp / "cache", sys.executable, collected, ini), tmp / "collect.log"
             )
             nodeids = collected.read_text().splitlines()
             # On a collection problem (no tests, import errors, bad args) the whole run below reports it.
@@ -112,7 +113,7 @@ class _Run:
                     return self._empty("Passed", "")
                 ids_file = tmp / "shard-ids.txt"
                 ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
-        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file, self._ini())
+        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file, ini)
         began = time.monotonic()
         code = self._stream(command, self.out_dir / "pytest.log")
         duration = time.monotonic() - began
