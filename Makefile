@@ -25,4 +25,5 @@ lint: $(BIN)/tep
 
 test: $(BIN)/tep .tools/bin/helm
 	$(BIN)/ruff check .
+	$(BIN)/mypy --strict
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python -m pytest
