@@ -19,6 +19,7 @@ import yaml
 from tep_operator import names, runnerenv
 from tep_operator.plan import Plan, PlanError, cpu_workers, read_plan
 from tep_operator.runs import counts_text
+from tep_operator.schema import schema_problems
 
 
 class LocalRunError(ValueError):
@@ -37,13 +38,48 @@ class LocalRun:
 def load_plan_file(path: pathlib.Path) -> dict[str, Any]:
     """The TestPlan document of a YAML file (which may hold other documents too)."""
     try:
-        documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except (OSError, yaml.YAMLError) as exc:
-        raise LocalRunError(f"{path}: cannot read the plan: {exc}") from None
+        text = path.read_text()
+    except OSError as exc:
+        raise LocalRunError(f"{path}: cannot read the plan: {exc.strerror}") from None
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except yaml.YAMLError as exc:
+        raise LocalRunError(yaml_error_text(path, exc)) from None
     plans = [d for d in documents if d.get("kind") == names.KIND]
     if len(plans) != 1:
         raise LocalRunError(f"{path}: expected one document of kind {names.KIND}, found {len(plans)}")
     return plans[0]
+
+
+def yaml_error_text(path: pathlib.Path, exc: yaml.YAMLError) -> str:
+    """`FILE:LINE:COLUMN: YAML syntax error: what`, the line and column counted from 1."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    parts = (getattr(exc, "context", None), getattr(exc, "problem", None))
+    what = ": ".join(str(part) for part in parts if part)
+    return f"{where}: YAML syntax error: {what or exc}"
+
+
+def check_plan(body: Mapping[str, Any]) -> Plan:
+    """A plan file's TestPlan as a `Plan`: the CRD's schema first, then plan.py's semantic checks.
+
+    Raises `PlanError` with every problem of both; a field the schema already named (or one
+    inside it, or around it) is not named again by the semantic checks.
+    """
+    problems = schema_problems(body)
+    try:
+        plan = read_plan(body)
+    except PlanError as exc:
+        problems += [p for p in exc.problems if not any(_nested(p.field, q.field) for q in problems)]
+    if problems:
+        raise PlanError(problems)
+    return plan
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether one field path is the other or inside it (`spec.pytest.args` and `spec.pytest.args[0]`)."""
+    short, long = sorted((a, b), key=len)
+    return long == short or long.startswith((f"{short}.", f"{short}["))
 
 
 def default_tests_dir(plan: Plan, plan_file: pathlib.Path) -> pathlib.Path:
@@ -72,7 +108,7 @@ def prepare(
     termination_log: pathlib.Path,
 ) -> LocalRun:
     try:
-        plan = read_plan(load_plan_file(plan_file))
+        plan = check_plan(load_plan_file(plan_file))
     except PlanError as exc:
         raise LocalRunError(f"{plan_file}: {exc}") from None
     tests_dir = (tests or default_tests_dir(plan, plan_file)).resolve()

@@ -37,3 +37,32 @@ def test_a_bad_plan_is_refused_naming_every_field(tmp_path: pathlib.Path) -> Non
     assert "spec.timeZone: 'Mars/Base' is not a known IANA time zone" in done.stderr
     assert "spec.source: set exactly one of configMap, git, image" in done.stderr
     assert not (tmp_path / "tep-reports").exists()  # nothing ran, nothing written
+
+
+def test_unknown_and_mistyped_fields_are_refused_naming_each(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "apiVersion: tep.dev/v1alpha1\nkind: TestPlan\nmetadata: {name: typos}\n"
+        "spec:\n  crontab: '@daily'\n  schedule: '@hourly'\n  shards: two\n"
+        "  source: {configMap: {name: t}}\n  pytest: {worker: 3}\n"
+    )
+    done = tep("run", "--local", "-f", str(plan), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"tep run --local: {plan}: ")
+    for problem in (
+        "spec.schedule: unknown field",
+        "spec.pytest.worker: unknown field",
+        'spec.shards: expected integer, got "two"',
+    ):
+        assert problem in done.stderr
+    assert not (tmp_path / "tep-reports").exists()  # nothing ran
+
+
+def test_a_yaml_syntax_error_is_refused_naming_the_line(tmp_path: pathlib.Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("kind: TestPlan\nmetadata: {name: x\nspec: {}\n")
+    done = tep("run", "--local", "-f", str(plan), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"tep run --local: {plan}:3:5: YAML syntax error"), done.stderr
