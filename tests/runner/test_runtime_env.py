@@ -1,0 +1,99 @@
+"""`make demo` runs users' suites as the runner image does: runtime dependencies only, from the lock.
+
+The development venv (.venv) has the test extra, whose pytest plugins (pytest-asyncio, kmock's)
+load into every pytest it starts: their deprecation warnings kill a suite with
+`filterwarnings = error`. The demo's venv (.venv-run, `make run-venv`) is built from
+requirements.lock and the package without extras; `make test` builds it before pytest starts,
+so here `make run-venv` only checks that it is up to date.
+"""
+
+import json
+import pathlib
+import subprocess
+import tomllib
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.lock import lock_requirements, pinned_version
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+RUN_BIN = REPO / ".venv-run" / "bin"
+PLAN = (
+    "apiVersion: tep.dev/v1alpha1\nkind: TestPlan\nmetadata: {name: strict}\n"
+    "spec: {crontab: '@daily', source: {configMap: {name: strict-tests}}, pytest: {workers: 2}}\n"
+)
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-s", *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def run_bin() -> pathlib.Path:
+    done = make("run-venv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return RUN_BIN
+
+
+def test_the_runtime_venv_holds_the_lock_and_nothing_of_the_test_extra(run_bin: pathlib.Path) -> None:
+    listed = subprocess.run(
+        [str(run_bin / "python"), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+    expected = {
+        name: pinned_version(req)
+        for name, req in lock_requirements().items()
+        if req.marker is None or req.marker.evaluate()
+    }
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    expected[canonicalize_name(project["name"])] = project["version"]
+    installed.pop("pip")  # the venv's own installer
+    assert installed == expected
+    runtime = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    dev_only = {canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["test"]}
+    assert dev_only - runtime, "the test extra has development-only packages"
+    assert not (dev_only - runtime) & installed.keys()
+
+
+def test_a_suite_with_filterwarnings_error_passes(run_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    (tests / "test_strict.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    done = subprocess.run(
+        [str(run_bin / "tep"), "run", "--local", "-f", "plan.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tep: Passed: 2 tests, 2 passed, 0 failed" in done.stdout
+    log = (tmp_path / "tep-reports/default/strict/latest/pytest.log").read_text()
+    assert "2 passed" in log and "warning" not in log.lower()
+
+
+def test_make_demo_runs_in_the_runtime_venv_without_a_warning(
+    run_bin: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    done = make("demo", f"DEMO_REPORTS={tmp_path}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tep: Passed: 9 tests, 9 passed, 0 failed" in done.stdout
+    assert "warning" not in (done.stdout + done.stderr).lower()
+    run = tmp_path / "default/smoke/latest"
+    assert (run / "report.html").is_file()
+    # pytest's header names each plugin it loaded ("xdist-3.8.0"): each must come from the lock.
+    (plugins,) = [
+        line for line in (run / "pytest.log").read_text().splitlines() if line.startswith("plugins:")
+    ]
+    locked = lock_requirements()
+    for plugin in plugins.removeprefix("plugins:").split(","):
+        name, _, version = plugin.strip().rpartition("-")
+        req = locked.get(canonicalize_name(f"pytest-{name}"))
+        assert req is not None and pinned_version(req) == version, f"{plugin.strip()} is not from the lock"
