@@ -1,26 +1,46 @@
-"""operator/Dockerfile: what can be checked without a Docker engine.
+"""operator/Dockerfile and runner-image/Dockerfile, and the lock both use: what can be checked
+without a Docker engine.
 
-The image itself is built in CI / by hand (`docker build -f operator/Dockerfile -t tep-operator:dev .`)
-and runs in tests/e2e/test_helm.py.
+The images themselves are built in CI / by hand (both from the repository root:
+`docker build -f operator/Dockerfile -t tep-operator:dev .`,
+`docker build -f runner-image/Dockerfile -t tep-runner:dev .`) and run in tests/e2e/.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
+import sys
 import tomllib
+from importlib.metadata import packages_distributions, requires
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.chart.chart_tools import CHART, REPO
+from tests.lock import LOCK, lock_requirements, pinned_version
 
 DOCKERFILE = REPO / "operator" / "Dockerfile"
+RUNNER_DOCKERFILE = REPO / "runner-image" / "Dockerfile"
+DOCKERFILES = [DOCKERFILE, RUNNER_DOCKERFILE]
+RUNNER_REQUIREMENTS = REPO / "runner-image" / "requirements.txt"
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# What only BuildKit (or a recent Dockerfile frontend) understands; buildah, kaniko and the classic
+# builder refuse or misread it.
+BUILDKIT_ONLY = {
+    "a syntax directive": re.compile(r"^#\s*syntax\s*=", re.I | re.M),
+    "a heredoc": re.compile(r"<<-?\s*['\"]?[A-Za-z_]+"),
+    "RUN --mount": re.compile(r"--mount\b"),
+    "RUN --network / --security": re.compile(r"--(network|security)\b"),
+    "COPY --link / --chmod / --parents / --exclude": re.compile(r"--(link|chmod|parents|exclude)\b"),
+    "ADD --checksum / --keep-git-dir": re.compile(r"--(checksum|keep-git-dir)\b"),
+}
 
 
-def instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"<<'EOF'.*?\nEOF\n", "<<'EOF'\n", DOCKERFILE.read_text(), flags=re.S)
-    text = re.sub(r"\\\n", " ", text)
+def instructions(dockerfile=DOCKERFILE) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
     out = []
     for line in text.splitlines():
         line = line.strip()
@@ -30,27 +50,106 @@ def instructions() -> list[tuple[str, str]]:
     return out
 
 
-def pins() -> dict[str, str]:
-    block = re.search(r"COPY <<'EOF' /tmp/constraints.txt\n(.*?)\nEOF\n", DOCKERFILE.read_text(), re.S)
-    assert block, "the constraints heredoc is missing"
-    out = {}
-    for line in block.group(1).splitlines():
-        name, _, version = line.partition("==")
-        out[canonicalize_name(name)] = version
-    return out
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_dockerfiles_are_plain(dockerfile):
+    text = dockerfile.read_text()
+    found = [what for what, pattern in BUILDKIT_ONLY.items() if pattern.search(text)]
+    assert not found, f"{dockerfile.relative_to(REPO)} uses BuildKit-only syntax: {', '.join(found)}"
 
 
-def test_every_dependency_is_pinned_with_an_accepted_version():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pinned = pins()
-    build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
-    for spec in [*project["dependencies"], *build_requires]:
+def test_the_plainness_check_finds_what_it_looks_for():
+    samples = {
+        "a syntax directive": "# syntax=docker/dockerfile:1.7\nFROM x\n",
+        "a heredoc": "COPY <<'EOF' /tmp/c.txt\na==1\nEOF\n",
+        "RUN --mount": "RUN --mount=type=cache,target=/root/.cache pip install x\n",
+        "COPY --link / --chmod / --parents / --exclude": "COPY --link a b\n",
+    }
+    for what, text in samples.items():
+        assert BUILDKIT_ONLY[what].search(text), what
+    assert not any(p.search("RUN pip install -r requirements.lock\n") for p in BUILDKIT_ONLY.values())
+
+
+def test_the_lock_pins_every_dependency_at_a_version_pyproject_accepts():
+    locked = lock_requirements()
+    for spec in [*PYPROJECT["project"]["dependencies"], *PYPROJECT["build-system"]["requires"]]:
         req = Requirement(spec)
         name = canonicalize_name(req.name)
-        assert name in pinned, f"{req.name} (pyproject.toml) is not pinned in operator/Dockerfile"
-        assert req.specifier.contains(pinned[name], prereleases=True), (
-            f"operator/Dockerfile pins {req.name}=={pinned[name]}, pyproject.toml wants {req.specifier}"
+        assert name in locked, f"{req.name} (pyproject.toml) is not pinned in {LOCK.name}; run `make lock`"
+        version = pinned_version(locked[name])
+        assert req.specifier.contains(version, prereleases=True), (
+            f"{LOCK.name} pins {req.name}=={version}, pyproject.toml wants {req.specifier}; run `make lock`"
         )
+
+
+def test_the_lock_holds_nothing_of_the_test_extra_alone():
+    runtime = {canonicalize_name(Requirement(r).name) for r in PYPROJECT["project"]["dependencies"]}
+    dev_only = {
+        canonicalize_name(Requirement(r).name) for r in PYPROJECT["project"]["optional-dependencies"]["test"]
+    } - runtime
+    assert not dev_only & lock_requirements().keys()
+
+
+def test_the_lock_is_made_by_make_lock():
+    assert "autogenerated by uv" in LOCK.read_text().splitlines()[0]
+    assert "#    make lock" in LOCK.read_text()
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^lock:.*\n(\t.*\n)*\t.*uv pip compile", makefile, re.M), (
+        "make lock runs uv pip compile"
+    )
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_both_images_install_from_the_lock(dockerfile):
+    steps = instructions(dockerfile)
+    copied = [rest.split()[:-1] for word, rest in steps if word == "COPY" and not rest.startswith("--")]
+    assert any(LOCK.name in sources for sources in copied), f"{dockerfile.name} copies {LOCK.name}"
+    runs = " ".join(rest for word, rest in steps if word in ("RUN", "ENV"))
+    assert "requirements.lock" in runs and "pip check" in runs
+
+
+def test_the_runner_requirements_are_runtime_dependencies_named_only():
+    runtime = {canonicalize_name(Requirement(r).name) for r in PYPROJECT["project"]["dependencies"]}
+    for line in RUNNER_REQUIREMENTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            assert not req.specifier, f"{line}: versions come from {LOCK.name} only"
+            assert canonicalize_name(req.name) in runtime, f"{line} is not a runtime dependency of pyproject"
+
+
+def test_the_runner_image_has_every_distribution_tep_runner_imports():
+    """Each third-party import of tep_runner comes from a distribution of runner-image/requirements.txt."""
+    named = {
+        canonicalize_name(Requirement(line).name)
+        for line in RUNNER_REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    locked = lock_requirements()
+    # What the named distributions pull in, as pinned: their installed requirements, transitively.
+    reachable, todo = set(), list(named)
+    while todo:
+        name = todo.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        for spec in requires(name) or []:
+            req = Requirement(spec)
+            if canonicalize_name(req.name) in locked and (
+                req.marker is None or req.marker.evaluate({"extra": ""})
+            ):
+                todo.append(canonicalize_name(req.name))
+    modules = set()
+    for path in (REPO / "runner-image" / "tep_runner").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    third_party = modules - set(sys.stdlib_module_names) - {"tep_runner"}
+    assert third_party, "tep_runner imports pytest at least"
+    dists = packages_distributions()
+    for module in sorted(third_party):
+        owners = {canonicalize_name(d) for d in dists.get(module, [])}
+        assert owners & reachable, f"tep_runner imports {module}, which the runner image does not install"
 
 
 def test_image_runs_the_operator_as_a_numeric_non_root_user():
@@ -73,14 +172,15 @@ def test_chart_runs_as_the_image_user():
     assert f"runAsUser: {uid}" in values and f"runAsGroup: {gid}" in values
 
 
-def test_dockerfile_copies_only_what_exists_or_is_expected():
-    for word, rest in instructions():
-        if word == "COPY" and not rest.startswith(("--from", "<<")):
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_dockerfile_copies_only_what_exists_in_the_repository_root_context(dockerfile):
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()}
+    for word, rest in instructions(dockerfile):
+        if word == "COPY" and not rest.startswith("--from"):
             *sources, _dest = rest.split()
             for src in sources:
-                assert src in {"pyproject.toml", "README.md"} or src.startswith(
-                    ("operator/", "runner-image/")
-                ), src
+                assert (REPO / src).exists(), f"{dockerfile.name}: COPY {src}: not in the context (the root)"
+                assert src.split("/")[0] not in ignored, f"{dockerfile.name}: COPY {src} is in .dockerignore"
 
 
 def test_install_helm_script_is_valid_bash():
