@@ -29,7 +29,9 @@ $(RUN_VENV)/lock.txt: $(LOCK)
 	cp $(LOCK) $@
 
 # A regular (not editable) install, as in the images; the build backend is pinned by the lock too.
+# (build/ goes first: setuptools would put files of deleted modules from an older build in the wheel.)
 $(RUN_BIN)/tep: $(RUN_VENV)/lock.txt pyproject.toml $(PACKAGE_FILES)
+	rm -rf build
 	PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(RUN_BIN)/pip install --quiet --disable-pip-version-check \
 	  --no-deps --force-reinstall .
 	touch $@

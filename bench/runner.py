@@ -5,8 +5,9 @@
 2. Parallel efficiency of `-n auto`: the ideal time (sum of the test times / workers) over the measured
    time. Target >= 0.8. Measured two ways: the pytest session (junit testsuite time, which includes
    starting the workers) and the runner's whole wall time; bare pytest's session efficiency for comparison.
-Each figure is the median of --repeat runs. `--python` picks the interpreter for both (e.g. a venv made
-from runner-image/requirements.txt, which has none of the development plugins that slow worker start-up).
+Each figure is the median of --repeat runs. `--python` picks the interpreter for both (e.g.
+.venv-run/bin/python from `make run-venv`, which has none of the development plugins that slow worker
+start-up).
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""The runner's termination message (DESIGN.md §4) as tests of the operator feed it in."""
+"""The runner's termination message (docs/design.md §4) as tests of the operator feed it in."""
 
 import json
 from typing import Any

@@ -1,6 +1,6 @@
 """Runs: a finished Job and its Pods become `status.lastRun` and a history entry.
 
-Pull, not push (DESIGN.md §4): the runner leaves a JSON summary as its container's
+Pull, not push (docs/design.md §4): the runner leaves a JSON summary as its container's
 termination message; a run that left none (OOMKilled, deadline exceeded, image never
 pulled, evicted) is still reported, as `Error` with the reason Kubernetes gives.
 """

@@ -1,4 +1,4 @@
-"""tep-runner: runs a TestPlan's pytest suite and writes its report folder (DESIGN.md sections 4-6).
+"""tep-runner: runs a TestPlan's pytest suite and writes its report folder (docs/design.md sections 4-6).
 
 `run(environ)` is the public entry point, shared by the runner pod and `tep run --local`.
 """

@@ -1,4 +1,4 @@
-"""The termination message (DESIGN.md section 4): the summary in at most 4096 bytes."""
+"""The termination message (docs/design.md section 4): the summary in at most 4096 bytes."""
 
 from __future__ import annotations
 

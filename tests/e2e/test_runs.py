@@ -229,7 +229,7 @@ def test_smoke_run_passes(kubectl, wait_until, holds_for, tep_namespace, tep_ope
     assert pod["spec"]["automountServiceAccountToken"] is False
     terminated = runner_terminated(pod)
     assert terminated["exitCode"] == 0, terminated
-    summary = json.loads(terminated["message"])  # the termination message (DESIGN.md section 4)
+    summary = json.loads(terminated["message"])  # the termination message (docs/design.md section 4)
     assert summary["result"] == "Passed" and summary["total"] == 9, summary
 
     # -- the same request value again: never a second run ------------------------------------------

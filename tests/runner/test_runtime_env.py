@@ -97,3 +97,26 @@ def test_make_demo_runs_in_the_runtime_venv_without_a_warning(
         name, _, version = plugin.strip().rpartition("-")
         req = locked.get(canonicalize_name(f"pytest-{name}"))
         assert req is not None and pinned_version(req) == version, f"{plugin.strip()} is not from the lock"
+
+
+def test_an_installed_wheel_finds_the_crd_for_the_schema_check(
+    run_bin: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """.venv-run holds a regular install, as the images do: the CRD must travel as package data."""
+    located = subprocess.run(
+        [str(run_bin / "python"), "-c", "import tep_operator; print(tep_operator.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ".venv-run" in located.stdout and str(REPO / "operator") not in located.stdout
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "plan.yaml").write_text(PLAN.replace("workers: 2", "worker: 2"))
+    done = subprocess.run(
+        [str(run_bin / "tep"), "run", "--local", "-f", "plan.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "spec.pytest.worker: unknown field" in done.stderr, done.stderr
