@@ -13,7 +13,8 @@ The schema is JSON Schema plus Kubernetes' structural extensions, translated her
 - a null value of a field that is not `nullable` is dropped before validation, as the server does;
 - `x-kubernetes-validations` (CEL rules) are not evaluated: plan.py checks the same rules
   semantically after the schema (e.g. exactly one source);
-- `default` is not applied here: plan.py applies the defaults.
+- `default` is not applied here: plan.py applies the defaults;
+- `metadata` is checked as the API server checks an ObjectMeta (`OBJECT_META`).
 """
 
 import difflib
@@ -30,6 +31,35 @@ from tep_operator import names
 from tep_operator.plan import Problem
 
 CRD_RESOURCE = "crds/testplans.tep.dev.yaml"  # inside the tep_operator package
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+# A CRD's schema leaves metadata to the API server, which checks it as an ObjectMeta: these are
+# ObjectMeta's fields (the ones a plan file sets typed, the server-written ones left open).
+OBJECT_META: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "generateName": {"type": "string"},
+        "namespace": {"type": "string"},
+        "labels": _STRING_MAP,
+        "annotations": _STRING_MAP,
+        "uid": {"type": "string"},
+        "generation": {"type": "integer"},
+        **dict.fromkeys(
+            (
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "ownerReferences",
+                "finalizers",
+                "managedFields",
+                "selfLink",
+            ),
+            {},
+        ),
+    },
+    "additionalProperties": False,
+}
 
 
 def load_crd() -> dict[str, Any]:
@@ -45,10 +75,7 @@ def strict_schema(schema: Mapping[str, Any], *, root: bool = True) -> dict[str, 
     for key, value in schema.items():
         if key == "properties":
             out[key] = {
-                name: (
-                    # ObjectMeta is validated by the API server itself, not by the CRD's schema.
-                    dict(sub) if root and name == "metadata" else strict_schema(sub, root=False)
-                )
+                name: OBJECT_META if root and name == "metadata" else strict_schema(sub, root=False)
                 for name, sub in value.items()
             }
         elif key in ("items", "additionalProperties") and isinstance(value, Mapping):

@@ -200,3 +200,36 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path: pathlib.Path, tex
     with pytest.raises(LocalRunError) as info:
         load_plan_file(plan)
     assert str(info.value).startswith(f"{plan}{where}"), str(info.value)
+
+
+def test_metadata_is_checked_as_an_object_meta() -> None:
+    body = plan_body()
+    body["metadata"] = {"name": "a", "nmae": "b", "annotations": {"a": 1}, "generation": "x"}
+    assert problems(body) == {
+        "metadata.nmae": "unknown field (did you mean name?)",
+        "metadata.annotations.a": "expected string, got 1",
+        "metadata.generation": 'expected integer, got "x"',
+    }
+    with pytest.raises(PlanError):  # reported, not a crash in read_plan
+        check_plan({**plan_body(), "metadata": "x"})
+
+
+def test_a_plan_as_kubectl_get_prints_it_passes() -> None:
+    body = plan_body()
+    body["metadata"].update(
+        namespace="qa",
+        uid="0b7c",
+        generation=3,
+        resourceVersion="123",
+        creationTimestamp="2026-11-21T19:00:00Z",
+        managedFields=[{"manager": "kubectl", "operation": "Apply"}],
+    )
+    body["status"] = {"phase": "Scheduled", "lastRun": {"name": "smoke-1", "passed": 9, "failedTests": []}}
+    assert problems(body) == {}
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: pathlib.Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_bytes(b"kind: TestPlan\n\xff\xfe\n")
+    with pytest.raises(LocalRunError, match=r"plan.yaml: cannot read the plan: not UTF-8 text \(byte 15\)"):
+        load_plan_file(plan)
