@@ -31,6 +31,17 @@ from tep_operator import names
 from tep_operator.plan import Problem
 
 CRD_RESOURCE = "crds/testplans.tep.dev.yaml"  # inside the tep_operator package
+# ObjectMeta fields the API server writes; a plan file copied from `kubectl get -o yaml` has them.
+_SERVER_WRITTEN = (
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    "selfLink",
+)
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 # A CRD's schema leaves metadata to the API server, which checks it as an ObjectMeta: these are
 # ObjectMeta's fields (the ones a plan file sets typed, the server-written ones left open).
@@ -44,19 +55,7 @@ OBJECT_META: dict[str, Any] = {
         "annotations": _STRING_MAP,
         "uid": {"type": "string"},
         "generation": {"type": "integer"},
-        **dict.fromkeys(
-            (
-                "resourceVersion",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "ownerReferences",
-                "finalizers",
-                "managedFields",
-                "selfLink",
-            ),
-            {},
-        ),
+        **{key: {} for key in _SERVER_WRITTEN},
     },
     "additionalProperties": False,
 }
