@@ -69,8 +69,9 @@ def check_plan(body: Mapping[str, Any]) -> Plan:
     inside it, or around it) is not named again by the semantic checks.
     """
     problems = schema_problems(body)
-    if any(_nested(p.field, "metadata") for p in problems):
-        # read_plan trusts metadata, as it may: on a cluster the API server has checked it.
+    if any(_nested(p.field, top) for p in problems for top in ("apiVersion", "kind", "metadata")):
+        # Not a TestPlan the schema could check, or bad metadata, which read_plan trusts as it
+        # may: on a cluster the API server has checked it.
         raise PlanError(problems)
     try:
         plan = read_plan(body)

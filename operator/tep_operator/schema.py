@@ -128,7 +128,9 @@ def _shown(value: Any) -> str:
         return "an object"
     if isinstance(value, list):
         return "a list"
-    return json.dumps(value)
+    if value is None or isinstance(value, str | int | float):
+        return json.dumps(value)
+    return f"{value} ({type(value).__name__})"  # YAML timestamps load as dates
 
 
 def _unknown(name: str, known: list[str]) -> str:

@@ -1,6 +1,7 @@
 """A plan file checked against the CRD's own schema: unknown and mistyped fields, by path."""
 
 import copy
+import datetime as dt
 import pathlib
 from typing import Any
 
@@ -210,8 +211,15 @@ def test_metadata_is_checked_as_an_object_meta() -> None:
         "metadata.annotations.a": "expected string, got 1",
         "metadata.generation": 'expected integer, got "x"',
     }
-    with pytest.raises(PlanError):  # reported, not a crash in read_plan
-        check_plan({**plan_body(), "metadata": "x"})
+    for bad in ({"metadata": "x"}, {"metadata": ["x"], "apiVersion": "v1"}):
+        with pytest.raises(PlanError):  # reported, not a crash in read_plan
+            check_plan({**plan_body(), **bad})
+
+
+def test_a_yaml_timestamp_is_shown_as_what_it_is() -> None:
+    assert problems(plan_body(crontab=dt.date(2026, 1, 2))) == {
+        "spec.crontab": "expected string, got 2026-01-02 (date)"
+    }
 
 
 def test_a_plan_as_kubectl_get_prints_it_passes() -> None:
