@@ -46,11 +46,11 @@ DEMO_REPORTS ?= tep-reports
 demo: $(RUN_BIN)/tep
 	$(RUN_BIN)/tep run --local -f examples/smoke/plan.yaml --reports $(DEMO_REPORTS)
 
-# Resolves pyproject.toml's runtime dependencies and build backend for every platform and Python
-# the project supports (requires-python); uv comes with the test extra.
+# Resolves pyproject.toml's runtime dependencies and build backend for every platform and every
+# Python of requires-python (--universal); uv comes with the test extra.
 lock: $(BIN)/tep
 	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
-	  | $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command 'make lock' \
+	  | $(BIN)/uv pip compile --quiet --universal --custom-compile-command 'make lock' \
 	      pyproject.toml - -o $(LOCK)
 
 lint: $(BIN)/tep
