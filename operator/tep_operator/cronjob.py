@@ -139,7 +139,7 @@ def pod_spec(plan: Plan, config: OperatorConfig, run_id: str | None = None) -> d
         "env": _runner_env(plan, config, run_id),
         "volumeMounts": mounts,
         "securityContext": copy.deepcopy(RESTRICTED_CONTAINER_SECURITY),
-        # The runner writes its JSON summary here; the operator reads it back (docs/design.md §4).
+        # The runner writes its JSON summary here; the operator reads it back (DESIGN.md §4).
         # No FallbackToLogsOnError: a log tail in place of the summary would be misread.
         "terminationMessagePath": runnerenv.TERMINATION_LOG,
         "terminationMessagePolicy": "File",
@@ -152,7 +152,7 @@ def pod_spec(plan: Plan, config: OperatorConfig, run_id: str | None = None) -> d
     template = plan.pod_template
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        # Pull, not push: the runner never talks to the API server (docs/design.md §4).
+        # Pull, not push: the runner never talks to the API server (DESIGN.md §4).
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {
