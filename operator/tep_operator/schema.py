@@ -10,7 +10,8 @@ The schema is JSON Schema plus Kubernetes' structural extensions, translated her
 - an object without `x-kubernetes-preserve-unknown-fields: true` and without
   `additionalProperties` accepts only its `properties` (what the server prunes is unknown);
 - `x-kubernetes-int-or-string: true` is "an integer or a string";
-- a null value of a field that is not `nullable` is dropped before validation, as the server does;
+- a null value of a field that is not `nullable` is dropped before validation, as the server does,
+  and a key YAML reads as a number or a boolean is a string, as kubectl sends it;
 - `x-kubernetes-validations` (CEL rules) are not evaluated: plan.py checks the same rules
   semantically after the schema (e.g. exactly one source);
 - `default` is not applied here: plan.py applies the defaults;
@@ -107,13 +108,18 @@ def _validators() -> dict[str, jsonschema.protocols.Validator]:
     return out
 
 
-def _drop_nulls(value: Any) -> Any:
-    # The API server drops null values of fields that are not nullable (none of ours is).
+def _as_sent(value: Any) -> Any:
+    """A YAML document as kubectl sends it: keys as strings (YAML's `1:` and `true:` too), and
+    without null values of fields, which the API server drops when not `nullable` (none of ours is)."""
     if isinstance(value, Mapping):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+        return {_key(k): _as_sent(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
+        return [_as_sent(v) for v in value]
     return value
+
+
+def _key(key: object) -> str:
+    return json.dumps(key) if isinstance(key, bool) else str(key)
 
 
 def _path(parts: Iterable[str | int]) -> str:
@@ -185,5 +191,5 @@ def schema_problems(body: Mapping[str, Any]) -> list[Problem]:
         return [Problem("apiVersion", f"expected {served}, got {_shown(api_version)}", "InvalidField")]
     if body.get("kind") != names.KIND:
         return [Problem("kind", f"expected {names.KIND}, got {_shown(body.get('kind'))}", "InvalidField")]
-    problems = [problem for error in validator.iter_errors(_drop_nulls(body)) for problem in _problems(error)]
+    problems = [problem for error in validator.iter_errors(_as_sent(body)) for problem in _problems(error)]
     return sorted(problems, key=lambda p: p.field)

@@ -125,6 +125,12 @@ def test_null_values_are_dropped_as_the_api_server_does() -> None:
     assert problems(plan_body(reports=None, pytest=None, timeZone=None)) == {}
 
 
+def test_keys_that_yaml_reads_as_numbers_are_field_names() -> None:
+    body = plan_body()
+    body["spec"].update({2: "x", False: "y"})
+    assert problems(body) == {"spec.2": "unknown field", "spec.false": "unknown field"}
+
+
 def test_wrong_api_version_or_kind() -> None:
     assert problems({**plan_body(), "apiVersion": "tep.dev/v1"}) == {
         "apiVersion": 'expected tep.dev/v1alpha1, got "tep.dev/v1"'
