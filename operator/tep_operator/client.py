@@ -182,11 +182,21 @@ class Kube:
             response = self.batch.list_job_for_all_namespaces(label_selector=selector, _preload_content=False)
         return list(_json(response).get("items", []))
 
-    def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        selector = f"{names.LABEL_JOB_NAME}={job_name}"
-        return _items(
-            self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+    def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The pods the Job controls: labelled with its uid and owned by it (as the Job
+        controller itself claims them), on every Kubernetes version."""
+        uid = job["metadata"]["uid"]
+        selector = f"{names.LABEL_CONTROLLER_UID}={uid}"
+        response = self.core.list_namespaced_pod(
+            job["metadata"]["namespace"], label_selector=selector, _preload_content=False
         )
+        return [pod for pod in _items(response) if controller_uid(pod) == uid]
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (its ownerReference with `controller: true`)."""
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((owner.get("uid") for owner in owners if owner.get("controller")), None)
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -269,7 +269,7 @@ class Reconciler:
         history_limit = plan.history_limit if plan else 10
         run = None
         if runs.job_finished(job):
-            pods = self.kube.list_job_pods(namespace, job["metadata"]["name"])
+            pods = self.kube.list_job_pods(job)
             run = runs.run_result(job, pods)
 
         def compute(fresh: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ Kubernetes does (container termination message, Job conditions).
 
 import copy
 import dataclasses
+import json
 import pathlib
 import threading
 from typing import Any
@@ -20,7 +21,7 @@ import kubernetes
 from tep_operator import names, runtime
 from tep_operator.client import Kube, load_configuration
 from tep_operator.config import OperatorConfig
-from tests.emulator import Emulator, wait_for
+from tests.emulator import Emulator, job_pod, wait_for
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.PLURAL
 TEST_CONFIG = OperatorConfig(
@@ -84,6 +85,7 @@ class Cluster:
     """Typed access for the tests, and the controllers the emulator does not have."""
 
     def __init__(self, emulator: Emulator) -> None:
+        self.kubernetes_minor = emulator.kubernetes_minor
         api = emulator.api_client()
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.batch = kubernetes.client.BatchV1Api(api)
@@ -145,17 +147,37 @@ class Cluster:
     def start_job(
         self, name: str, cronjob: str = "smoke", namespace: str = "qa", start: str = "2026-11-21T19:42:00Z"
     ) -> dict[str, Any]:
-        """What the CronJob controller does at a scheduled time: a Job from the jobTemplate."""
-        template = copy.deepcopy(self.cronjob(cronjob, namespace)["spec"]["jobTemplate"])
+        """What the CronJob controller does at a scheduled time: a Job from the jobTemplate,
+        owned by the CronJob."""
+        live = self.cronjob(cronjob, namespace)
+        template = copy.deepcopy(live["spec"]["jobTemplate"])
+        owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob, "uid": live["metadata"]["uid"],
+                 "controller": True, "blockOwnerDeletion": True}  # fmt: skip
         job = {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {**template["metadata"], "name": name, "namespace": namespace},
+            "metadata": {
+                **template["metadata"],
+                "name": name,
+                "namespace": namespace,
+                "ownerReferences": [owner],
+            },
             "spec": template["spec"],
         }
         self.batch.create_namespaced_job(namespace, job)
         self.batch.patch_namespaced_job_status(name, namespace, {"status": {"active": 1, "startTime": start}})
         return job
+
+    def job(self, name: str, namespace: str = "qa") -> dict[str, Any]:
+        """The Job as the API server serves it (raw JSON, with the defaults it added)."""
+        response = self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+        return dict(json.loads(response.data))
+
+    def create_pod(self, job: str, namespace: str = "qa", index: int = 0) -> str:
+        """The Job controller: a pod of `job`, with the labels and owner it gives its pods."""
+        pod = job_pod(self.job(job, namespace), index, minor=self.kubernetes_minor)
+        response = self.core.create_namespaced_pod(namespace, pod, _preload_content=False)
+        return str(json.loads(response.data)["metadata"]["name"])
 
     def finish_pod(
         self,
@@ -166,25 +188,10 @@ class Cluster:
         exit_code: int = 0,
         reason: str = "Completed",
         index: int = 0,
-    ) -> None:
-        """The kubelet: a runner pod of `job` that ended with this termination message."""
-        template = self.batch.read_namespaced_job(job, namespace).spec.template
-        labels = {**(template.metadata.labels or {}), "batch.kubernetes.io/job-name": job}
-        annotations = {
-            **(template.metadata.annotations or {}),
-            "batch.kubernetes.io/job-completion-index": str(index),
-        }
-        pod_name = f"{job}-{index}-pod"
-        self.core.create_namespaced_pod(
-            namespace,
-            {
-                "metadata": {"name": pod_name, "labels": labels, "annotations": annotations},
-                "spec": {
-                    "containers": [{"name": "runner", "image": "tep-runner:test"}],
-                    "restartPolicy": "Never",
-                },
-            },
-        )
+    ) -> str:
+        """The Job controller and the kubelet: a runner pod of `job` that ended with this
+        termination message; its name."""
+        pod_name = self.create_pod(job, namespace, index)
         terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason}
         if message is not None:
             terminated["message"] = message
@@ -207,6 +214,7 @@ class Cluster:
                 }
             },
         )
+        return pod_name
 
     def finish_job(
         self,
