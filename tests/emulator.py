@@ -1145,6 +1145,31 @@ class Emulator:
 
         return asyncio.run_coroutine_threadsafe(_call(), self._loop).result(timeout)
 
+    def change_unseen(
+        self, resource: str, namespace: str | None, name: str, change: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
+        """Change a stored object (new resourceVersion) WITHOUT a watch event: a change the
+        operator's watch missed, as after a dropped connection, which only a re-list finds.
+        `resource`: "group/version/plural" ("v1/pods" for the core group)."""
+        group, version, plural = (
+            resource.split("/") if resource.count("/") == 2 else ("", *resource.split("/"))
+        )
+        key: Key = (kmock.resource(group, version, plural), namespace, name)
+
+        def apply() -> dict[str, Any]:
+            handler = self.handler
+            old = handler._get(key)
+            if old is None:
+                raise KeyError(f"{resource} {namespace}/{name} does not exist")
+            new = copy.deepcopy(old)
+            change(new)
+            handler._rv += 1
+            new["metadata"]["resourceVersion"] = str(handler._rv)
+            handler.objects[key].history.append(new)
+            return new
+
+        return self.call(apply)
+
     @property
     def server_errors(self) -> list[Exception]:
         """Unexpected server-side errors (emulator bugs or injected reaction errors); API errors

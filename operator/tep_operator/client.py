@@ -173,14 +173,26 @@ class Kube:
                 raise
 
     def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
-        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+        """Our Jobs, in `namespace` or (None) in every namespace."""
         if namespace:
             response = self.batch.list_namespaced_job(
-                namespace, label_selector=selector, _preload_content=False
+                namespace, label_selector=MANAGED, _preload_content=False
             )
         else:
-            response = self.batch.list_job_for_all_namespaces(label_selector=selector, _preload_content=False)
-        return list(_json(response).get("items", []))
+            response = self.batch.list_job_for_all_namespaces(label_selector=MANAGED, _preload_content=False)
+        return _items(response)
+
+    def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Our CronJobs, in `namespace` or (None) in every namespace."""
+        if namespace:
+            response = self.batch.list_namespaced_cron_job(
+                namespace, label_selector=MANAGED, _preload_content=False
+            )
+        else:
+            response = self.batch.list_cron_job_for_all_namespaces(
+                label_selector=MANAGED, _preload_content=False
+            )
+        return _items(response)
 
     def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The pods the Job controls: labelled with its uid and owned by it (as the Job

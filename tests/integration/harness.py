@@ -12,8 +12,11 @@ Kubernetes does (container termination message, Job conditions).
 import copy
 import dataclasses
 import json
+import logging
 import pathlib
+import re
 import threading
+import time
 from typing import Any
 
 import kubernetes
@@ -34,17 +37,59 @@ TEST_CONFIG = OperatorConfig(
 )
 
 
-class OperatorThread:
-    """`tep operator` in a thread; `with` starts it and stops it."""
+# Loggers of the operator's code: ours and kopf's (its handlers, watches and activities).
+OPERATOR_LOGGERS = ("tep_operator", "kopf")
+THREAD_NAME = "tep-operator"
+# kopf's API layer when its session is closed under a discovery request during its own
+# shutdown (an operator stopped right after it started): logged at ERROR, harmless.
+KOPF_SHUTDOWN_RETRY = re.compile(r"Request attempt #\d+/\d+ failed; (will retry|TCP closed)")
 
-    def __init__(self, emulator: Emulator, workdir: pathlib.Path, **config: Any) -> None:
+
+class ErrorRecords(logging.Handler):
+    """The operator's log records at ERROR or above, or with a traceback: each one a defect
+    that a test must not pass over (an AttributeError logged and ignored every resync period
+    was one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[logging.LogRecord] = []
+        self.stopping_since: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = record.name.split(".")[0] in OPERATOR_LOGGERS or (
+            record.name == "asyncio" and record.threadName == THREAD_NAME  # the operator's loop
+        )
+        if not ours or not (record.levelno >= logging.ERROR or record.exc_info):
+            return
+        if (
+            self.stopping_since is not None
+            and record.created >= self.stopping_since
+            and (KOPF_SHUTDOWN_RETRY.match(record.getMessage()))
+        ):
+            return  # kopf closed its own HTTP session under a request in flight while stopping
+        self.found.append(record)
+
+    def report(self) -> str:
+        formatter = logging.Formatter("%(levelname)s %(name)s [%(threadName)s] %(message)s")
+        return "\n".join(formatter.format(record) for record in self.found)
+
+
+class OperatorThread:
+    """`tep operator` in a thread; `with` starts it and stops it. Stopping fails if the
+    operator logged an error or a traceback meanwhile (unless `allow_errors`)."""
+
+    def __init__(
+        self, emulator: Emulator, workdir: pathlib.Path, *, allow_errors: bool = False, **config: Any
+    ) -> None:
         kubeconfig = emulator.kubeconfig(workdir / "kubeconfig")
         self.kube = Kube(load_configuration(str(kubeconfig)))
         self.config = dataclasses.replace(TEST_CONFIG, **config)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="tep-operator", daemon=True)
+        self.thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
+        self.errors = ErrorRecords()
+        self.allow_errors = allow_errors
 
     def _main(self) -> None:
         try:
@@ -53,15 +98,21 @@ class OperatorThread:
             self.error = exc
 
     def start(self) -> "OperatorThread":
+        logging.getLogger().addHandler(self.errors)
         self.thread.start()
         assert self.ready_flag.wait(15), f"the operator did not start: {self.error!r}"
         return self
 
     def stop(self) -> None:
+        self.errors.stopping_since = time.time()
         self.stop_flag.set()
         self.thread.join(20)
+        logging.getLogger().removeHandler(self.errors)
         assert not self.thread.is_alive(), "the operator did not stop within 20 s"
         assert self.error is None, f"the operator crashed: {self.error!r}"
+        assert self.allow_errors or not self.errors.found, (
+            f"the operator logged errors or tracebacks:\n{self.errors.report()}"
+        )
 
     def __enter__(self) -> "OperatorThread":
         return self.start()
