@@ -155,7 +155,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             body, namespace, plan_name, active_runs(plan_jobs, namespace, plan_name), logger
         )
 
-    announced: dict[str, str] = {}  # pod uid -> the start failure already announced
+    # pod uid -> the kinds of start failure already announced: the kubelet alternates
+    # ErrImagePull and ImagePullBackOff for as long as the pod lives; each is said once
+    announced: dict[str, set[str]] = {}
 
     @kopf.on.event("", "v1", "pods", labels=MANAGED, id="pod_event", registry=registry)
     def pod_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
@@ -168,9 +170,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         if not reason or not runs.is_start_failure(reason):
             return
         kind = reason.split(":")[0]  # ImagePullBackOff, ErrImagePull ...: one Event per kind
-        if announced.get(uid) == kind:
+        if kind in announced.setdefault(uid, set()):
             return
-        announced[uid] = kind
+        announced[uid].add(kind)
         plan_ref = {"metadata": {"name": names.plan_of(body.metadata), "namespace": body.metadata.namespace}}
         kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
 

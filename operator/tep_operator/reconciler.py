@@ -50,6 +50,8 @@ def update_status(
             )
             return body, patch
         except ApiException as exc:
+            if is_status(exc, 404):
+                return None  # deleted since it was read; nothing to record
             if not is_status(exc, 409):
                 raise
         fresh = kube.find_plan(namespace, name)

@@ -267,6 +267,14 @@ class Cluster:
         )
         return pod_name
 
+    def pod_cannot_start(self, pod_name: str, reason: str, message: str, namespace: str = "qa") -> None:
+        """The kubelet: the runner container of `pod_name` waits (e.g. its image cannot be pulled)."""
+        waiting = {"reason": reason, "message": message}
+        status = {"phase": "Pending", "containerStatuses": [
+            {"name": "runner", "state": {"waiting": waiting}, "ready": False, "restartCount": 0,
+             "image": "tep-runner:test", "imageID": ""}]}  # fmt: skip
+        self.core.patch_namespaced_pod_status(pod_name, namespace, {"status": status})
+
     def finish_job(
         self,
         name: str,
