@@ -70,12 +70,11 @@ def _kube(kubeconfig: str | None) -> Any:
 
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
-        return args.namespace
+        return str(args.namespace)
     try:
-        import kubernetes
+        from tep_operator.client import kubeconfig_namespace
 
-        _, context = kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)
-        return context.get("context", {}).get("namespace") or "default"
+        return kubeconfig_namespace(args.kubeconfig) or "default"
     except Exception:  # no kubeconfig: in-cluster or nothing; the default namespace then
         return "default"
 

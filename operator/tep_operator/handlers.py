@@ -8,7 +8,7 @@ operators, one after another, in one process. What to do about an event is decid
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -23,9 +23,22 @@ TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 LOGGER = logging.getLogger("tep_operator.resync")
 
+PlanKey = tuple[str, str]  # (namespace, plan name)
+ValidPlans = kopf.Index[PlanKey, Plan]
+PlanJobs = kopf.Index[PlanKey, tuple[str, bool]]  # (Job name, still active)
+PlanCronJobs = kopf.Index[PlanKey, dict[str, Any]]
 
-def active_runs(plan_jobs: kopf.Index, namespace: str, plan_name: str) -> list[str]:
-    return [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
+
+def namespaced(namespace: str | None) -> str:
+    """The namespace kopf passes for an object of ours; every resource we watch is namespaced."""
+    if namespace is None:
+        raise ValueError("a cluster-scoped object where a namespaced one was expected")
+    return namespace
+
+
+def active_runs(plan_jobs: PlanJobs, namespace: str, plan_name: str) -> Callable[[], list[str]]:
+    """The plan's active Jobs as the index knows them when asked (kopf updates it in place)."""
+    return lambda: [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
 
 
 async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
@@ -48,7 +61,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     reconciler = Reconciler(config, kube)
 
     @kopf.index(*TESTPLANS, id="valid_plans", registry=registry)
-    def valid_plans(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Plan]:
+    def valid_plans(body: kopf.Body, **_: Any) -> dict[PlanKey, Plan]:
         """The valid plans by (namespace, name), to restore their CronJobs without a lookup."""
         try:
             plan = read_plan(body)
@@ -57,25 +70,25 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         return {(plan.namespace, plan.name): plan}
 
     @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="plan_jobs", registry=registry)
-    def plan_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], tuple[str, bool]]:
+    def plan_jobs(
+        body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> dict[PlanKey, tuple[str, bool]]:
         """Each plan's Jobs and whether they still run: the source of `phase: Running`."""
-        return {(namespace, names.plan_of(body.metadata)): (body.metadata.name, runs.job_active(body))}
+        return {(namespaced(namespace), names.plan_of(body.metadata)): (name, runs.job_active(body))}
 
     @kopf.index("batch", "v1", "cronjobs", labels=MANAGED, id="plan_cronjobs", registry=registry)
-    def plan_cronjobs(body: kopf.Body, namespace: str, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    def plan_cronjobs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[PlanKey, dict[str, Any]]:
         """Each plan's CronJob as last seen: an apply is sent only when it differs."""
-        return {(namespace, names.plan_of(body.metadata)): dict(body)}
+        return {(namespaced(namespace), names.plan_of(body.metadata)): dict(body)}
 
     @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
     def plan_event(
-        event: Mapping[str, Any],
+        event: kopf.RawEvent,
         body: kopf.Body,
-        namespace: str,
+        namespace: str | None,
         name: str,
-        plan_jobs: kopf.Index,
-        plan_cronjobs: kopf.Index,
         logger: kopf.Logger,
-        **_: Any,
+        **indexes: Any,
     ) -> None:
         """Every event of a plan, including the initial listing after a restart.
 
@@ -84,6 +97,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         says which spec was handled. No finalizer either: owner references let Kubernetes
         delete the CronJob and Jobs, and deleting a plan never waits for the operator.
         """
+        namespace = namespaced(namespace)
+        plan_jobs: PlanJobs = indexes["plan_jobs"]
+        plan_cronjobs: PlanCronJobs = indexes["plan_cronjobs"]
         if event.get("type") == "DELETED":
             metrics.forget_plan(namespace, name)
             reconciler.applied.pop((namespace, names.cronjob_name(name)), None)
@@ -107,15 +123,16 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
 
     @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, id="cronjob_event", registry=registry)
     def cronjob_event(
-        event: Mapping[str, Any],
-        namespace: str,
+        event: kopf.RawEvent,
+        namespace: str | None,
         body: kopf.Body,
-        valid_plans: kopf.Index,
         logger: kopf.Logger,
-        **_: Any,
+        **indexes: Any,
     ) -> None:
         """Copy the CronJob's lastScheduleTime to the plan; take back a CronJob that somebody
         deleted or edited by hand."""
+        namespace = namespaced(namespace)
+        valid_plans: ValidPlans = indexes["valid_plans"]
         plan_name = names.plan_of(body.metadata)
         scheduled = (body.get("status") or {}).get("lastScheduleTime")
         if scheduled and event.get("type") != "DELETED":
@@ -140,14 +157,15 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
 
     @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job_event", registry=registry)
     def job_event(
-        event: Mapping[str, Any],
-        namespace: str,
+        event: kopf.RawEvent,
+        namespace: str | None,
         body: kopf.Body,
-        plan_jobs: kopf.Index,
         logger: kopf.Logger,
-        **_: Any,
+        **indexes: Any,
     ) -> None:
         """Runs starting and finishing, also those that finished while the operator was down."""
+        namespace = namespaced(namespace)
+        plan_jobs: PlanJobs = indexes["plan_jobs"]
         if event.get("type") == "DELETED" and not runs.job_active(body):
             return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
         plan_name = names.plan_of(body.metadata)
@@ -160,7 +178,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     announced: dict[str, set[str]] = {}
 
     @kopf.on.event("", "v1", "pods", labels=MANAGED, id="pod_event", registry=registry)
-    def pod_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+    def pod_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
         """Say at once, on the plan, why a runner cannot start (its Job fails only at the deadline)."""
         uid = body.metadata.uid or body.metadata.name
         if event.get("type") == "DELETED":
@@ -173,7 +191,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         if kind in announced.setdefault(uid, set()):
             return
         announced[uid].add(kind)
-        plan_ref = {"metadata": {"name": names.plan_of(body.metadata), "namespace": body.metadata.namespace}}
+        plan_ref = {"metadata": {"name": names.plan_of(body.metadata), "namespace": namespaced(namespace)}}
         kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
 
     return registry

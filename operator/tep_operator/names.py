@@ -67,7 +67,7 @@ def annotations(plan_name: str) -> dict[str, str]:
 
 def plan_of(metadata: Mapping[str, Any]) -> str:
     """The full name of the plan an object of ours belongs to (from its annotation)."""
-    return (metadata.get("annotations") or {}).get(ANNOTATION_PLAN_NAME, "")
+    return str((metadata.get("annotations") or {}).get(ANNOTATION_PLAN_NAME, ""))
 
 
 def manual_job_name(plan_name: str, request: str) -> str:

@@ -26,6 +26,10 @@ CONFLICT_RETRIES = 8
 LOGGER = logging.getLogger("tep_operator.resync")
 
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
+# The plan's active Jobs, asked at the moment of each decision: Jobs start and end in other
+# threads, and a status computed from an older answer would be written last (a status
+# write that raced with another fails on the resourceVersion and is recomputed, asking again).
+ActiveRuns = Callable[[], list[str]]
 
 
 def now() -> dt.datetime:
@@ -34,7 +38,7 @@ def now() -> dt.datetime:
 
 def update_status(
     kube: Kube, body: Mapping[str, Any], compute: StatusFn
-) -> tuple[Mapping[str, Any], dict] | None:
+) -> tuple[Mapping[str, Any], dict[str, Any]] | None:
     """Apply `compute(plan)` to the plan's status, optimistically; the (plan, patch) written.
 
     `body` is the plan as last seen; it is re-read only after a conflict.
@@ -79,12 +83,14 @@ class Reconciler:
 
     def own_write(self, cronjob: Mapping[str, Any]) -> bool:
         metadata = cronjob["metadata"]
-        return self.applied.get((metadata["namespace"], metadata["name"])) == metadata.get("resourceVersion")
+        return bool(
+            self.applied.get((metadata["namespace"], metadata["name"])) == metadata.get("resourceVersion")
+        )
 
     def reconcile(
         self,
         body: Mapping[str, Any],
-        active: list[str],
+        active: ActiveRuns,
         live: Mapping[str, Any] | None,
         logger: Logger,
         *,
@@ -114,7 +120,7 @@ class Reconciler:
             body,
             lambda fresh: _if_changed(
                 fresh,
-                status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active)),
+                status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active())),
             ),
         )
         if new_generation:  # once per spec change; not on restarts, resyncs or status events
@@ -137,7 +143,7 @@ class Reconciler:
             logger.warning("Invalid spec, CronJob left as it was: %s", error)
 
     def handle_run_request(
-        self, body: Mapping[str, Any], plan: Plan, active: list[str], logger: Logger
+        self, body: Mapping[str, Any], plan: Plan, active: ActiveRuns, logger: Logger
     ) -> None:
         """Start a run for a new `tep.dev/run-requested-at` value, exactly once.
 
@@ -149,19 +155,22 @@ class Reconciler:
         old = body.get("status") or {}
         if not request or request == old.get("lastRunRequest"):
             return
-        if active and plan.concurrency_policy == "Forbid":
+        job_name = names.manual_job_name(plan.name, request)
+        # The request's own Job may be active already (an event that overtook our status
+        # write): it is not a run to wait for or to stop.
+        others = [job for job in active() if job != job_name]
+        if others and plan.concurrency_policy == "Forbid":
             if old.get("pendingRunRequest") != request and update_status(
                 self.kube, body, lambda fresh: _pending(fresh, request)
             ):
-                waiting = f"run requested at {request} waits for {', '.join(active)} to finish"
+                waiting = f"run requested at {request} waits for {', '.join(others)} to finish"
                 self.kube.post_event(body, "Normal", "RunQueued", f"{waiting} (concurrencyPolicy Forbid)")
-                logger.info("Run request %s queued behind %s", request, active)
+                logger.info("Run request %s queued behind %s", request, others)
             return
-        if active and plan.concurrency_policy == "Replace":
-            for job in active:
+        if others and plan.concurrency_policy == "Replace":
+            for job in others:
                 self.kube.delete_job(plan.namespace, job)
-            logger.info("Stopped %s to start the requested run (concurrencyPolicy Replace)", active)
-        job_name = names.manual_job_name(plan.name, request)
+            logger.info("Stopped %s to start the requested run (concurrencyPolicy Replace)", others)
         manifest = cronjob.render_manual_job(plan, self.config, request, runs.run_id(job_name, now()))
         try:
             self.kube.create_job(manifest)
@@ -198,7 +207,7 @@ class Reconciler:
             try:
                 self.reconcile(
                     plan,
-                    active.get((namespace, name), []),
+                    _listed(active.get((namespace, name), [])),
                     live.get((namespace, name)),
                     logger,
                     thorough=True,
@@ -234,7 +243,7 @@ class Reconciler:
         return metadata.get("uid") == plan.uid and not metadata.get("deletionTimestamp")
 
     def job_changed(
-        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: list[str], logger: Logger
+        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: ActiveRuns, logger: Logger
     ) -> None:
         """Track a run: Running while active; when finished, lastRun, history, Event, metrics."""
         body = self.kube.find_plan(namespace, plan_name)
@@ -254,7 +263,7 @@ class Reconciler:
         def compute(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
             old = fresh.get("status") or {}
             patch = (runs.record_run(old, run, history_limit, now()) if run else None) or {}
-            phase = runs.phase_after(old.get("phase"), idle, len(active))
+            phase = runs.phase_after(old.get("phase"), idle, len(active()))
             if phase and phase != old.get("phase"):
                 patch["phase"] = phase
             return patch or None
@@ -266,8 +275,13 @@ class Reconciler:
             (logger.info if kind == "Normal" else logger.warning)("%s/%s: %s", namespace, plan_name, message)
             completed = runs.parse_time(run.get("completionTime"))
             metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
-        if plan and not active and run:
+        if plan and run and not active():
             self.handle_run_request(written[0] if written else body, plan, active, logger)
+
+
+def _listed(jobs: list[str]) -> ActiveRuns:
+    """The active Jobs as one LIST found them (the resync's answer)."""
+    return lambda: jobs
 
 
 def _if_changed(fresh: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
