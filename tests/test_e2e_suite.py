@@ -1,0 +1,36 @@
+"""The e2e suite runs only on a real cluster, so what can be checked without one is checked here:
+with every variable it needs set (to values never used), pytest plans the whole suite, every
+collected item is a test, and every fixture it asks for exists. A helper whose name starts with
+`test` (collected, then failing at setup on a real cluster) fails here."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PRETEND = {
+    "TEP_E2E_KUBECONFIG": "/nonexistent/kubeconfig",
+    "TEP_E2E_RUNNER_IMAGE": "tep-runner:never-pulled",
+    "TEP_E2E_OPERATOR_IMAGE": "tep-operator:never-pulled",
+}
+
+
+def test_every_collected_e2e_item_is_a_test_with_its_fixtures() -> None:
+    env = {**os.environ, **PRETEND}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--setup-plan", "-q", "-p", "no:cacheprovider", "tests/e2e"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr
+    planned = re.findall(r"^\s*(tests/e2e/\S+::(\S+))", done.stdout, re.MULTILINE)
+    assert planned, done.stdout
+    for node, function in planned:
+        assert function.startswith("test_"), f"{node} is collected but is not a test"
+    modules = {node.split("::")[0] for node, _ in planned}
+    assert modules == {"tests/e2e/test_helm.py", "tests/e2e/test_operator.py", "tests/e2e/test_runs.py"}
