@@ -34,3 +34,30 @@ def test_every_collected_e2e_item_is_a_test_with_its_fixtures() -> None:
         assert function.startswith("test_"), f"{node} is collected but is not a test"
     modules = {node.split("::")[0] for node, _ in planned}
     assert modules == {"tests/e2e/test_helm.py", "tests/e2e/test_operator.py", "tests/e2e/test_runs.py"}
+
+
+def test_the_e2e_operator_fixture_finds_logged_errors(tmp_path: pathlib.Path) -> None:
+    from tests.e2e.conftest import OperatorProcess
+
+    log = tmp_path / "operator.log"
+    operator = OperatorProcess("ns", log, "")
+    log.write_text(
+        "\n===== start: tep operator\n"
+        "2026-12-01 21:40:03,120 INFO kopf.activities.startup Activity 'configure' succeeded.\n"
+        "2026-12-01 21:40:04,001 WARNING kopf.objects CronJob smoke was edited by hand\n"
+        "2026-12-01 21:40:05,002 ERROR tep_operator.resync Resync failed; trying again in 60s\n"
+        "Traceback (most recent call last):\n"
+        '  File "reconciler.py", line 1, in resync_all\n'
+        "AttributeError: 'Kube' object has no attribute 'list_managed_cronjobs'\n"
+        f"\n{OperatorProcess.STOP_MARK}\n"
+        "2026-12-01 21:40:06,003 ERROR kopf._core.reactor.observation Request attempt #1/9 failed; "
+        "will retry: GET https://10.0.0.1/api -> ClientConnectionError('Connector is closed.')\n"
+        "2026-12-01 21:40:06,004 ERROR kopf.objects Handler 'job_event' failed with an exception.\n"
+    )
+    found = operator.logged_errors()
+    assert [line.split(": ", 1)[1] for line in found] == [
+        "2026-12-01 21:40:05,002 ERROR tep_operator.resync Resync failed; trying again in 60s",
+        "Traceback (most recent call last):",
+        "2026-12-01 21:40:06,004 ERROR kopf.objects Handler 'job_event' failed with an exception.",
+    ]
+    assert found[0].startswith(f"{log}:5: ")

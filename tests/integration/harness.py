@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import pathlib
-import re
 import threading
 import time
 from typing import Any
@@ -25,6 +24,7 @@ from tep_operator import names, runtime
 from tep_operator.client import Kube, load_configuration
 from tep_operator.config import OperatorConfig
 from tests.emulator import Emulator, job_pod, wait_for
+from tests.operator_log import KOPF_SHUTDOWN_RETRY
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.PLURAL
 TEST_CONFIG = OperatorConfig(
@@ -40,9 +40,6 @@ TEST_CONFIG = OperatorConfig(
 # Loggers of the operator's code: ours and kopf's (its handlers, watches and activities).
 OPERATOR_LOGGERS = ("tep_operator", "kopf")
 THREAD_NAME = "tep-operator"
-# kopf's API layer when its session is closed under a discovery request during its own
-# shutdown (an operator stopped right after it started): logged at ERROR, harmless.
-KOPF_SHUTDOWN_RETRY = re.compile(r"Request attempt #\d+/\d+ failed; (will retry|TCP closed)")
 
 
 class ErrorRecords(logging.Handler):
