@@ -38,6 +38,7 @@ def test_every_collected_e2e_item_is_a_test_with_its_fixtures() -> None:
 
 def test_the_e2e_operator_fixture_finds_logged_errors(tmp_path: pathlib.Path) -> None:
     from tests.e2e.conftest import OperatorProcess
+    from tests.operator_log import STOP_MARK
 
     log = tmp_path / "operator.log"
     operator = OperatorProcess("ns", log, "")
@@ -49,7 +50,7 @@ def test_the_e2e_operator_fixture_finds_logged_errors(tmp_path: pathlib.Path) ->
         "Traceback (most recent call last):\n"
         '  File "reconciler.py", line 1, in resync_all\n'
         "AttributeError: 'Kube' object has no attribute 'list_managed_cronjobs'\n"
-        f"\n{OperatorProcess.STOP_MARK}\n"
+        f"\n{STOP_MARK}\n"
         "2026-12-01 21:40:06,003 ERROR kopf._core.reactor.observation Request attempt #1/9 failed; "
         "will retry: GET https://10.0.0.1/api -> ClientConnectionError('Connector is closed.')\n"
         "2026-12-01 21:40:06,004 ERROR kopf.objects Handler 'job_event' failed with an exception.\n"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.operator_log import KOPF_SHUTDOWN_RETRY
+from tests.operator_log import STOP_MARK, logged_errors
 
 KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
 RUNNER_IMAGE = os.environ.get("TEP_E2E_RUNNER_IMAGE", "")
@@ -250,9 +249,6 @@ class OperatorProcess:
     """`python -m tep_operator` for one namespace, logging to a file (appended across restarts)."""
 
     READY_TEXT = "'configure' succeeded"  # kopf: "Activity 'configure' succeeded." (startup)
-    STOP_MARK = "===== stopping: SIGTERM"
-    # cli.py's format: "%(asctime)s %(levelname)s %(name)s %(message)s"
-    ERROR_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (ERROR|CRITICAL) ")
 
     def __init__(self, namespace: str, log_path: Path, runner_image: str) -> None:
         self.namespace = namespace
@@ -316,7 +312,7 @@ class OperatorProcess:
             return None
         if proc.poll() is None:
             with self.log_path.open("ab") as log:
-                log.write(f"\n{self.STOP_MARK}\n".encode())
+                log.write(f"\n{STOP_MARK}\n".encode())
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout)
@@ -342,15 +338,7 @@ class OperatorProcess:
 
     def logged_errors(self) -> list[str]:
         """Lines of the log (every start) at ERROR or above, and tracebacks."""
-        found, stopping = [], False
-        for number, line in enumerate(self.log().splitlines(), 1):
-            if line.startswith("===== "):
-                stopping = line.startswith(self.STOP_MARK)
-            elif (
-                self.ERROR_LINE.match(line) or line.startswith("Traceback (most recent call last)")
-            ) and not (stopping and KOPF_SHUTDOWN_RETRY.search(line)):
-                found.append(f"{self.log_path}:{number}: {line}")
-        return found
+        return [f"{self.log_path}:{number}: {line}" for number, line in logged_errors(self.log())]
 
     def current_log(self) -> str:
         """The log of the running process only (since its last start)."""
