@@ -103,6 +103,9 @@ Gaps of raw kmock 0.8 and how each one is closed here (every one has a probe in
     Indexed Job and, from 1.28, its label; a controller ownerReference to the Job), for the test
     harness that plays the controller.  Not emulated: the ``batch.kubernetes.io/job-tracking``
     finalizer the controller puts on its pods and removes once it counted them.
+12. **Missed events.**  :meth:`Emulator.change_unseen` changes a stored object (a new
+    resourceVersion) without a watch event, as a dropped watch connection would hide it: what
+    only a client's periodic re-list can find.
 
 kmock 0.8 bugs worked around (in ``TepEmulator.__call__`` / ``_serve``, no patching of kmock):
 ``/api/v1/namespaces[/<name>[/status]]`` is mis-parsed as a namespace prefix (500 on list/create of
