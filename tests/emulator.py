@@ -93,6 +93,20 @@ Gaps of raw kmock 0.8 and how each one is closed here (every one has a probe in
     ``handler.errors``; anything else there is an emulator bug (the ``kube`` fixture asserts there
     is none at teardown).
 
+11. **Job defaults of the API server, and the Job controller's pods.**  A created Job gets what the
+    real API server's Job strategy adds (unless ``spec.manualSelector``): the labels ``controller-uid``
+    and ``job-name`` on its pod template, and ``spec.selector`` on the uid; from Kubernetes 1.27 also
+    ``batch.kubernetes.io/controller-uid`` and ``batch.kubernetes.io/job-name``, and the selector is
+    on ``batch.kubernetes.io/controller-uid``.  :attr:`TepEmulator.kubernetes_minor` (``Emulator(
+    kubernetes_minor=26)``) picks the version.  No Job controller runs; :func:`job_pod` builds the
+    pod the Job controller would create (template labels, the completion index annotation of an
+    Indexed Job and, from 1.28, its label; a controller ownerReference to the Job), for the test
+    harness that plays the controller.  Not emulated: the ``batch.kubernetes.io/job-tracking``
+    finalizer the controller puts on its pods and removes once it counted them.
+12. **Missed events.**  :meth:`Emulator.change_unseen` changes a stored object (a new
+    resourceVersion) without a watch event, as a dropped watch connection would hide it: what
+    only a client's periodic re-list can find.
+
 kmock 0.8 bugs worked around (in ``TepEmulator.__call__`` / ``_serve``, no patching of kmock):
 ``/api/v1/namespaces[/<name>[/status]]`` is mis-parsed as a namespace prefix (500 on list/create of
 Namespaces), so such URLs are rewritten before kmock parses them; ``/apis/`` and ``/api/`` (the
@@ -146,6 +160,16 @@ from kmock._internal import apps
 
 T = TypeVar("T")
 
+#: The Kubernetes 1.x the emulator behaves like, unless told otherwise.
+KUBERNETES_MINOR = 30
+#: From this 1.x on the API server adds the ``batch.kubernetes.io/`` Job labels ...
+JOB_LABELS_GA_MINOR = 27
+#: ... and the Job controller labels an Indexed Job's pods with their index (PodIndexLabel).
+POD_INDEX_LABEL_MINOR = 28
+LEGACY_JOB_NAME, LEGACY_CONTROLLER_UID = "job-name", "controller-uid"
+JOB_NAME, CONTROLLER_UID = "batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
 logger = logging.getLogger(__name__)
 
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -197,6 +221,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
 }
 
 _NAMESPACES = kmock.resource("", "v1", "namespaces")
+_JOBS = kmock.resource("batch", "v1", "jobs")
 _NAMESPACE_URL_RE = re.compile(r"^/api/v1/namespaces((?:/[^/]+(?:/(?:status|finalize))?)?)/?$")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ALNUM = string.ascii_lowercase + string.digits
@@ -475,6 +500,7 @@ class TepEmulator(kmock.KubernetesEmulator):
 
     record_requests: bool = False  # True: keep kmock's full request log (and its O(n) matching).
     event_history: int = 10_000  # watch events kept per resource for resourceVersion replays.
+    kubernetes_minor: int = KUBERNETES_MINOR  # the Kubernetes 1.x whose Job defaults are emulated.
 
     _inflight: dict[int, kmock.Request] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
@@ -791,6 +817,8 @@ class TepEmulator(kmock.KubernetesEmulator):
             meta.pop(field, None)
         if self._has_status(resource):
             obj.pop("status", None)
+        if resource == _JOBS:
+            _job_defaults(obj, self.kubernetes_minor)
         if resource == _NAMESPACES:
             obj["status"] = {"phase": "Active"}
         return self._commit(key, None, obj)
@@ -1011,6 +1039,51 @@ class TepEmulator(kmock.KubernetesEmulator):
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining or 1.0, 1.0))
 
 
+def _job_defaults(job: dict[str, Any], minor: int) -> None:
+    """What the API server's Job strategy adds on create (pkg/registry/batch/job: generateSelector)."""
+    spec = job.setdefault("spec", {})
+    if spec.get("manualSelector"):
+        return
+    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    added = {LEGACY_CONTROLLER_UID: uid, LEGACY_JOB_NAME: name}
+    if minor >= JOB_LABELS_GA_MINOR:
+        added |= {CONTROLLER_UID: uid, JOB_NAME: name}
+    template_meta = spec.setdefault("template", {}).setdefault("metadata", {})
+    template_meta["labels"] = {**added, **(template_meta.get("labels") or {})}
+    selector = spec.setdefault("selector", {})
+    selector.setdefault("matchLabels", {})[
+        CONTROLLER_UID if minor >= JOB_LABELS_GA_MINOR else LEGACY_CONTROLLER_UID
+    ] = uid
+
+
+def job_pod(job: Mapping[str, Any], index: int = 0, *, minor: int = KUBERNETES_MINOR) -> dict[str, Any]:
+    """The pod the Job controller creates for `job` (as the API server stored it, with its
+    defaults), to be created with ``generateName`` as the controller does."""
+    template = copy.deepcopy(job["spec"]["template"])
+    meta = template.get("metadata") or {}
+    name = job["metadata"]["name"]
+    labels = dict(meta.get("labels") or {})
+    annotations = dict(meta.get("annotations") or {})
+    generate_name = f"{name}-"
+    if job["spec"].get("completionMode") == "Indexed":
+        annotations[COMPLETION_INDEX] = str(index)
+        if minor >= POD_INDEX_LABEL_MINOR:
+            labels[COMPLETION_INDEX] = str(index)
+        generate_name = f"{name}-{index}-"
+    owner = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": name,
+        "uid": job["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    metadata: dict[str, Any] = {"generateName": generate_name, "labels": labels, "ownerReferences": [owner]}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template.get("spec") or {}}
+
+
 def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
@@ -1028,7 +1101,14 @@ class Emulator:
     url: str  # "http://127.0.0.1:PORT"
     handler: TepEmulator  # the kmock handler: .objects, .resources, the reaction DSL (see .call())
 
-    def __init__(self, *, record_requests: bool = False, namespaces: tuple[str, ...] = ("default",)) -> None:
+    def __init__(
+        self,
+        *,
+        record_requests: bool = False,
+        namespaces: tuple[str, ...] = ("default",),
+        kubernetes_minor: int = KUBERNETES_MINOR,
+    ) -> None:
+        self.kubernetes_minor = kubernetes_minor
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1051,7 +1131,7 @@ class Emulator:
     async def _amain(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        handler = TepEmulator(record_requests=self._record_requests)
+        handler = TepEmulator(record_requests=self._record_requests, kubernetes_minor=self.kubernetes_minor)
         async with handler, kmock.Server(handler) as server:
             self.handler = handler
             self.url = str(server.url).rstrip("/")
@@ -1067,6 +1147,31 @@ class Emulator:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(_call(), self._loop).result(timeout)
+
+    def change_unseen(
+        self, resource: str, namespace: str | None, name: str, change: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
+        """Change a stored object (new resourceVersion) WITHOUT a watch event: a change the
+        operator's watch missed, as after a dropped connection, which only a re-list finds.
+        `resource`: "group/version/plural" ("v1/pods" for the core group)."""
+        group, version, plural = (
+            resource.split("/") if resource.count("/") == 2 else ("", *resource.split("/"))
+        )
+        key: Key = (kmock.resource(group, version, plural), namespace, name)
+
+        def apply() -> dict[str, Any]:
+            handler = self.handler
+            old = handler._get(key)
+            if old is None:
+                raise KeyError(f"{resource} {namespace}/{name} does not exist")
+            new = copy.deepcopy(old)
+            change(new)
+            handler._rv += 1
+            new["metadata"]["resourceVersion"] = str(handler._rv)
+            handler.objects[key].history.append(new)
+            return new
+
+        return self.call(apply)
 
     @property
     def server_errors(self) -> list[Exception]:
@@ -1128,9 +1233,14 @@ class Emulator:
         self.stop()
 
 
-def start_emulator(*, record_requests: bool = False, namespaces: tuple[str, ...] = ("default",)) -> Emulator:
+def start_emulator(
+    *,
+    record_requests: bool = False,
+    namespaces: tuple[str, ...] = ("default",),
+    kubernetes_minor: int = KUBERNETES_MINOR,
+) -> Emulator:
     """Start an emulator in a background thread; the caller must ``.stop()`` it (or use ``with``)."""
-    return Emulator(record_requests=record_requests, namespaces=namespaces)
+    return Emulator(record_requests=record_requests, namespaces=namespaces, kubernetes_minor=kubernetes_minor)
 
 
 @contextlib.contextmanager

@@ -70,12 +70,11 @@ def _kube(kubeconfig: str | None) -> Any:
 
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
-        return args.namespace
+        return str(args.namespace)
     try:
-        import kubernetes
+        from tep_operator.client import kubeconfig_namespace
 
-        _, context = kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)
-        return context.get("context", {}).get("namespace") or "default"
+        return kubeconfig_namespace(args.kubeconfig) or "default"
     except Exception:  # no kubeconfig: in-cluster or nothing; the default namespace then
         return "default"
 
@@ -117,6 +116,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.local:
         from tep_operator.local import LocalRunError, run_local
+
         if not args.file:
             print("tep run --local: give the plan with -f PLAN.yaml", file=sys.stderr)
             return 2

@@ -7,8 +7,8 @@ that use them in its thread pool.
 import datetime
 import json
 import socket
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client import ApiClient, ApiException, BatchV1Api, Configuration, CoreV1Api, CustomObjectsApi
@@ -22,20 +22,32 @@ MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
 
 __all__ = ["ApiException", "Kube", "load_configuration"]
 
+# kubernetes.config has no annotations: the functions of it we call, typed once here.
+_load_kube_config = cast(Callable[..., None], kubernetes.config.load_kube_config)
+_load_incluster_config = cast(Callable[..., None], kubernetes.config.load_incluster_config)
+_list_kube_config_contexts = cast(
+    Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]], kubernetes.config.list_kube_config_contexts
+)
+
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
     """A client configuration: the given kubeconfig, else in-cluster, else the default kubeconfig."""
     configuration = Configuration()
     if kubeconfig:
-        kubernetes.config.load_kube_config(
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
+        _load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
         return configuration
     try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        _load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(context=context, client_configuration=configuration)
+        _load_kube_config(context=context, client_configuration=configuration)
     return configuration
+
+
+def kubeconfig_namespace(kubeconfig: str | None) -> str | None:
+    """The namespace of the kubeconfig's current context, if it names one."""
+    _, context = _list_kube_config_contexts(config_file=kubeconfig)
+    namespace = (context.get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
 
 
 def bearer_token(configuration: Configuration) -> str | None:
@@ -74,9 +86,15 @@ class Kube:
 
     # TestPlans
 
+    # The client's custom-object calls are typed as returning `object`: they return the
+    # JSON body as a dict.
+
     def get_plan(self, namespace: str, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.PLURAL, name
+        return cast(
+            dict[str, Any],
+            self.custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name
+            ),
         )
 
     def find_plan(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -95,7 +113,7 @@ class Kube:
             )
         else:
             result = self.custom.list_cluster_custom_object(names.GROUP, names.VERSION, names.PLURAL)
-        return list(result.get("items", []))
+        return list(cast(dict[str, Any], result).get("items", []))
 
     def patch_plan_status(
         self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
@@ -104,14 +122,20 @@ class Kube:
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self.custom.patch_namespaced_custom_object_status(
-            names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
+        return cast(
+            dict[str, Any],
+            self.custom.patch_namespaced_custom_object_status(
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
+            ),
         )
 
     def annotate_plan(self, namespace: str, name: str, annotations: Mapping[str, str]) -> dict[str, Any]:
         body = {"metadata": {"annotations": dict(annotations)}}
-        return self.custom.patch_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
+        return cast(
+            dict[str, Any],
+            self.custom.patch_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
+            ),
         )
 
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -136,7 +160,8 @@ class Kube:
             "reportingComponent": names.MANAGER,
             "reportingInstance": socket.gethostname(),
         }
-        self.core.create_namespaced_event(metadata["namespace"], event, _preload_content=False)
+        # A dict body is sent as it is; the client's annotation names only its model class.
+        self.core.create_namespaced_event(metadata["namespace"], cast(Any, event), _preload_content=False)
 
     # CronJobs and Jobs
 
@@ -159,7 +184,7 @@ class Kube:
         return _json(
             self.batch.create_namespaced_job(
                 manifest["metadata"]["namespace"],
-                dict(manifest),
+                cast(Any, dict(manifest)),  # a dict body is sent as it is (see post_event)
                 field_manager=FIELD_MANAGER,
                 _preload_content=False,
             )
@@ -173,20 +198,42 @@ class Kube:
                 raise
 
     def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
-        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+        """Our Jobs, in `namespace` or (None) in every namespace."""
         if namespace:
             response = self.batch.list_namespaced_job(
-                namespace, label_selector=selector, _preload_content=False
+                namespace, label_selector=MANAGED, _preload_content=False
             )
         else:
-            response = self.batch.list_job_for_all_namespaces(label_selector=selector, _preload_content=False)
-        return list(_json(response).get("items", []))
+            response = self.batch.list_job_for_all_namespaces(label_selector=MANAGED, _preload_content=False)
+        return _items(response)
 
-    def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        selector = f"{names.LABEL_JOB_NAME}={job_name}"
-        return _items(
-            self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+    def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Our CronJobs, in `namespace` or (None) in every namespace."""
+        if namespace:
+            response = self.batch.list_namespaced_cron_job(
+                namespace, label_selector=MANAGED, _preload_content=False
+            )
+        else:
+            response = self.batch.list_cron_job_for_all_namespaces(
+                label_selector=MANAGED, _preload_content=False
+            )
+        return _items(response)
+
+    def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The pods the Job controls: labelled with its uid and owned by it (as the Job
+        controller itself claims them), on every Kubernetes version."""
+        uid = job["metadata"]["uid"]
+        selector = f"{names.LABEL_CONTROLLER_UID}={uid}"
+        response = self.core.list_namespaced_pod(
+            job["metadata"]["namespace"], label_selector=selector, _preload_content=False
         )
+        return [pod for pod in _items(response) if controller_uid(pod) == uid]
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (its ownerReference with `controller: true`)."""
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((owner.get("uid") for owner in owners if owner.get("controller")), None)
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -195,7 +242,7 @@ def _json(response: Any) -> dict[str, Any]:
     Raw dicts, not the client's model objects: the operator's pure core works on the same
     camelCase dicts the API serves, and skipping model deserialisation is much cheaper.
     """
-    return json.loads(response.data)
+    return cast(dict[str, Any], json.loads(response.data))
 
 
 def _items(response: Any) -> list[dict[str, Any]]:

@@ -5,11 +5,14 @@ flags of `tep operator` override them. See docs/architecture.md for the table.
 """
 
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RUNNER_IMAGE = "ghcr.io/tep-dev/tep-runner:0.1.0"
+# The pod's name (the chart sets it from the downward API): kopf's identity of this operator.
+POD_NAME_ENV = "TEP_OPERATOR_POD_NAME"
 
 
 class ConfigError(ValueError):
@@ -26,6 +29,9 @@ class OperatorConfig:
     liveness_port: int = 8081
     metrics_port: int = 8080
     resync_seconds: float = 60.0
+    # Given to kopf explicitly: kopf's own default calls getpass.getuser(), which fails for
+    # a numeric user without a passwd entry (the chart's pod runs as uid 10001).
+    identity: str = field(default_factory=socket.gethostname)
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -76,4 +82,5 @@ def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
         liveness_port=_int(environ, "TEP_OPERATOR_LIVENESS_PORT", defaults.liveness_port),
         metrics_port=_int(environ, "TEP_OPERATOR_METRICS_PORT", defaults.metrics_port),
         resync_seconds=resync_seconds,
+        identity=environ.get(POD_NAME_ENV) or defaults.identity,
     )

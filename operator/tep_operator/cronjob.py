@@ -85,7 +85,7 @@ def _volumes(plan: Plan, config: OperatorConfig) -> tuple[list[dict[str, Any]], 
 
 
 def _git_init_container(plan: Plan, image: str, pull_policy: str) -> dict[str, Any]:
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": "workspace", "mountPath": runnerenv.WORKSPACE_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
@@ -228,7 +228,7 @@ def render_cronjob(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     }
     if plan.time_zone:
         spec["timeZone"] = plan.time_zone
-    manifest = {
+    manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": object_meta(plan, names.cronjob_name(plan.name)),
@@ -243,9 +243,8 @@ def render_cronjob(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
 
 def same_spec(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
     """Whether `live` was applied from `desired` (hand edits aside: `drifted` finds those)."""
-    return (live.get("metadata") or {}).get("annotations", {}).get(SPEC_HASH) == desired["metadata"][
-        "annotations"
-    ][SPEC_HASH]
+    applied = (live.get("metadata") or {}).get("annotations", {}).get(SPEC_HASH)
+    return bool(applied == desired["metadata"]["annotations"][SPEC_HASH])
 
 
 def render_manual_job(plan: Plan, config: OperatorConfig, request: str, run_id: str) -> dict[str, Any]:
@@ -272,4 +271,4 @@ def drifted(desired: Any, live: Any) -> bool:
         if not isinstance(live, list) or len(live) != len(desired):
             return True
         return any(drifted(d, item) for d, item in zip(desired, live, strict=True))
-    return desired != live
+    return bool(desired != live)

@@ -26,8 +26,10 @@ LABEL_PLAN = "tep.dev/plan"
 LABEL_TRIGGER = "tep.dev/trigger"
 ANNOTATION_PLAN_NAME = "tep.dev/plan-name"
 ANNOTATION_RUN_REQUESTED_AT = "tep.dev/run-requested-at"
-# Set by Kubernetes on a Job's pods (the legacy `job-name` label is kept for old clusters).
-LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
+# Set by the API server on every Job's pod template, hence on its pods, by every Kubernetes
+# version. The `batch.kubernetes.io/` twins of these two exist only from 1.27 on.
+LABEL_JOB_NAME = "job-name"
+LABEL_CONTROLLER_UID = "controller-uid"
 
 TRIGGER_SCHEDULE = "schedule"
 TRIGGER_MANUAL = "manual"
@@ -65,7 +67,7 @@ def annotations(plan_name: str) -> dict[str, str]:
 
 def plan_of(metadata: Mapping[str, Any]) -> str:
     """The full name of the plan an object of ours belongs to (from its annotation)."""
-    return (metadata.get("annotations") or {}).get(ANNOTATION_PLAN_NAME, "")
+    return str((metadata.get("annotations") or {}).get(ANNOTATION_PLAN_NAME, ""))
 
 
 def manual_job_name(plan_name: str, request: str) -> str:

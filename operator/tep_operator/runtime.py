@@ -5,6 +5,7 @@ import threading
 from typing import Any
 
 import kopf
+from kopf._core.engines.peering import Identity  # the NewType of `identity`; kopf does not export it
 
 from tep_operator import handlers, metrics
 from tep_operator.client import Kube, bearer_token
@@ -52,6 +53,8 @@ def run(
             kopf.operator(
                 registry=build(config, kube),
                 standalone=True,
+                # Explicit, so that kopf never calls getpass.getuser() (see OperatorConfig).
+                identity=Identity(config.identity),
                 clusterwide=not config.namespaces,
                 namespaces=config.namespaces,
                 liveness_endpoint=liveness,

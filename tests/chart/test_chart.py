@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tep_operator.config import POD_NAME_ENV
 from tests.chart.chart_tools import (
     CHART,
     CRD_CHART_COPY,
@@ -234,6 +235,15 @@ def test_operator_env_defaults(default_objects):
     assert env["TEP_OPERATOR_LIVENESS_PORT"] == "8081"
     assert env["TEP_OPERATOR_METRICS_PORT"] == "8080"
     assert env["TEP_OPERATOR_RESYNC_SECONDS"] == "60"
+
+
+@pytest.mark.parametrize("values", ["defaults", "values-all"])
+def test_operator_identity_is_the_pod_name(default_objects, all_objects, values):
+    """kopf's identity comes from the downward API, never from the passwd database."""
+    deployment = one(default_objects if values == "defaults" else all_objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (pod_name,) = [e for e in container["env"] if e["name"] == POD_NAME_ENV]
+    assert pod_name == {"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
 
 
 def test_operator_env_all_options(all_objects):

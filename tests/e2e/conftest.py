@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from tests.operator_log import STOP_MARK, logged_errors
+
 KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
 RUNNER_IMAGE = os.environ.get("TEP_E2E_RUNNER_IMAGE", "")
 REPO = Path(__file__).resolve().parents[2]
@@ -309,6 +311,8 @@ class OperatorProcess:
         if proc is None:
             return None
         if proc.poll() is None:
+            with self.log_path.open("ab") as log:
+                log.write(f"\n{STOP_MARK}\n".encode())
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout)
@@ -331,6 +335,10 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def logged_errors(self) -> list[str]:
+        """Lines of the log (every start) at ERROR or above, and tracebacks."""
+        return [f"{self.log_path}:{number}: {line}" for number, line in logged_errors(self.log())]
 
     def current_log(self) -> str:
         """The log of the running process only (since its last start)."""
@@ -369,6 +377,9 @@ def tep_operator(
                 timeout=90,
             )
         operator.stop()
+        errors = operator.logged_errors()
+        if errors:
+            pytest.fail("the operator logged errors or tracebacks:\n" + "\n".join(errors), pytrace=False)
 
 
 # -- report ------------------------------------------------------------------------------------

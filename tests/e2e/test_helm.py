@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.operator_log import logged_errors
+
 pytestmark = pytest.mark.e2e
 
 KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
@@ -240,6 +242,10 @@ def test_helm_install_upgrade_uninstall(cluster: Cluster, namespace: str):
         "watchNamespaces": f"{{{namespace}}}",
         # single-node test clusters (kind, k3d) only provision ReadWriteOnce volumes
         "reports.accessModes": "{ReadWriteOnce}",
+        # Nothing here mounts the chart's claim. A class nobody provides keeps it Pending, so it
+        # never takes one of a cluster's pre-made volumes (a released volume is not reused)
+        # from the run tests.
+        "reports.storageClassName": "tep-e2e-never-provisioned",
     }
     sets = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
     cluster.run("helm", "install", release, str(CHART), "-n", namespace, *sets)
@@ -250,10 +256,20 @@ def test_helm_install_upgrade_uninstall(cluster: Cluster, namespace: str):
     pod = operator_pod(cluster, namespace, release)
     (container,) = pod["spec"]["containers"]
     assert container["image"] == f"{operator_repo}:{operator_tag}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TEP_OPERATOR_NAMESPACES"] == namespace
     assert env["TEP_OPERATOR_RUNNER_IMAGE"] == f"{runner_repo}:{runner_tag}"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    # The image's own numeric user, which has no passwd entry: kopf must not ask for its name
+    # (it crash-looped with KeyError 'getpwuid(): uid not found: 10001'). Ready, never restarted.
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    identity = next(e for e in container["env"] if e["name"] == "TEP_OPERATOR_POD_NAME")
+    assert identity["valueFrom"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}
+    ready = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+    assert ready.get("Ready") == "True", f"operator pod not Ready: {pod['status']}\n{diag()}"
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["ready"] is True and status["restartCount"] == 0, f"{status}\n{diag()}"
 
     # -- the chart's RBAC, as the API server sees it ------------------------------------------
     def can_i(*args: str) -> str:
@@ -291,6 +307,14 @@ def test_helm_install_upgrade_uninstall(cluster: Cluster, namespace: str):
 
     wait_for(lambda: plan_phase() == "Suspended", 120, "TestPlan chart-smoke to reach phase Suspended", diag)
     cluster.run("kubectl", "delete", "testplan", "chart-smoke", "-n", namespace, "--timeout=60s")
+
+    # -- what the operator logged so far: no error, no traceback ----------------------------------
+    logs = cluster.run("kubectl", "logs", "-n", namespace, pod["metadata"]["name"], "-c", "operator").stdout
+    assert "'configure' succeeded" in logs, logs[-5000:]
+    errors = logged_errors(logs)
+    assert not errors, "the operator logged errors or tracebacks:\n" + "\n".join(
+        f"{n}: {t}" for n, t in errors
+    )
 
     # -- upgrade, changing a value -------------------------------------------------------------
     upgrade = ["upgrade", release, str(CHART), "-n", namespace, "--reuse-values"]

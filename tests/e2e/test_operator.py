@@ -42,7 +42,7 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "tep-operator")
 SETTLE = 120  # seconds for the operator to react to a change
 
 
-def testplan(name: str, namespace: str, crontab: str = CRONTAB, **spec: Any) -> dict[str, Any]:
+def plan_manifest(name: str, namespace: str, crontab: str = CRONTAB, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "tep.dev/v1alpha1",
         "kind": "TestPlan",
@@ -85,7 +85,7 @@ def events_count(kubectl, namespace: str, name: str, reason: str) -> int:
 
 def test_plan_becomes_cronjob_with_status(kubectl, wait_until, tep_namespace, tep_operator):
     ns, name = tep_namespace, "nightly"
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
 
     plan = wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
     cj = wait_until(lambda: cronjob_of(kubectl, ns, name), SETTLE, f"CronJob {name}")
@@ -150,7 +150,7 @@ def test_plan_becomes_cronjob_with_status(kubectl, wait_until, tep_namespace, te
 
 def test_enabled_and_crontab_follow_the_plan(kubectl, wait_until, tep_namespace, tep_operator):
     ns, name = tep_namespace, "toggled"
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
     wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
 
     # enabled: false -> the CronJob is suspended, the plan Suspended
@@ -174,7 +174,7 @@ def test_enabled_and_crontab_follow_the_plan(kubectl, wait_until, tep_namespace,
 
 def test_invalid_crontab_keeps_the_last_good_cronjob(kubectl, wait_until, tep_namespace, tep_operator):
     ns, name = tep_namespace, "broken"
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
     wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
     wait_until(lambda: cronjob_of(kubectl, ns, name), SETTLE, "the CronJob")
 
@@ -212,7 +212,7 @@ def test_invalid_crontab_keeps_the_last_good_cronjob(kubectl, wait_until, tep_na
 
 def test_cronjob_deleted_or_edited_by_hand_is_restored(kubectl, wait_until, tep_namespace, tep_operator):
     ns, name = tep_namespace, "healing"
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
     wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
     old_uid = wait_until(lambda: cronjob_of(kubectl, ns, name), SETTLE, "the CronJob")["metadata"]["uid"]
 
@@ -241,7 +241,7 @@ def test_cronjob_deleted_or_edited_by_hand_is_restored(kubectl, wait_until, tep_
 
 def test_restart_adopts_without_duplicates(kubectl, wait_until, holds_for, tep_namespace, tep_operator):
     ns, name = tep_namespace, "restarted"
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
     wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
     uid = wait_until(lambda: cronjob_of(kubectl, ns, name), SETTLE, "the CronJob")["metadata"]["uid"]
 
@@ -296,7 +296,7 @@ def test_longest_plan_name_is_shortened(kubectl, wait_until, tep_namespace, tep_
     first = "long-plan-name-" + "x" * 48
     name = ".".join([first, "b" * 63, "c" * 63, "d" * 61])
     assert len(name) == 253 and len(first) == 63
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
 
     plan = wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
     cronjob_name = plan["status"]["cronJobName"]
@@ -318,7 +318,7 @@ def test_longest_plan_name_is_shortened(kubectl, wait_until, tep_namespace, tep_
 
 def test_deleting_the_plan_deletes_its_cronjob(kubectl, wait_until, tep_namespace, tep_operator):
     ns, name = tep_namespace, "doomed"
-    kubectl.apply(testplan(name, ns))
+    kubectl.apply(plan_manifest(name, ns))
     wait_until(plan_settled(kubectl, name, ns, "Scheduled"), SETTLE, "phase Scheduled")
     wait_until(lambda: cronjob_of(kubectl, ns, name), SETTLE, "the CronJob")
 

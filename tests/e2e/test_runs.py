@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tep_operator.runs import COUNTS
+
 KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
 RUNNER_IMAGE = os.environ.get("TEP_E2E_RUNNER_IMAGE", "")
 
@@ -158,6 +160,18 @@ def runner_terminated(pod: dict[str, Any]) -> dict[str, Any]:
     return terminated
 
 
+def assert_counts_from_message(last: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any]:
+    """The run's counts in the status are those of the pod's termination message (the runner's
+    summary); the parsed message."""
+    message = json.loads(runner_terminated(pod)["message"])
+    for key in COUNTS:
+        assert last.get(key, 0) == message.get(key, 0), (
+            f"{key}: status {last} vs termination message {message}"
+        )
+    assert last["result"] == message["result"], (last, message)
+    return message
+
+
 def settled_after_run(kubectl, namespace: str, plan: str, job: str):
     """A poll function: the plan once its last run is `job` and the phase is back to Suspended."""
 
@@ -229,7 +243,7 @@ def test_smoke_run_passes(kubectl, wait_until, holds_for, tep_namespace, tep_ope
     assert pod["spec"]["automountServiceAccountToken"] is False
     terminated = runner_terminated(pod)
     assert terminated["exitCode"] == 0, terminated
-    summary = json.loads(terminated["message"])  # the termination message (docs/design.md section 4)
+    summary = assert_counts_from_message(last, pod)  # the termination message (docs/design.md section 4)
     assert summary["result"] == "Passed" and summary["total"] == 9, summary
 
     # -- the same request value again: never a second run ------------------------------------------
@@ -288,3 +302,6 @@ def test_mixed_run_fails(kubectl, wait_until, tep_namespace, tep_operator):
     pods = runner_pods(kubectl, ns, name, job)
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     assert runner_terminated(pods[0])["exitCode"] == 1, "the runner exits 1 when a test failed"
+    # a failed run's Job ends Failed (BackoffLimitExceeded): still, the counts are the pod's
+    summary = assert_counts_from_message(last, pods[0])
+    assert summary["failedTests"] == last["failedTests"], (summary, last)

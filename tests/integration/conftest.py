@@ -6,18 +6,21 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.emulator import Emulator, start_emulator
+from tests.emulator import KUBERNETES_MINOR, Emulator, start_emulator
 from tests.integration.harness import Cluster, OperatorThread
 
 
 @pytest.fixture()
-def kube() -> Iterator[Emulator]:
+def kube(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """
     A fresh emulator per test (starting one takes a few milliseconds), with namespaces
     ``default`` and ``qa`` created.  At teardown, the test fails if the emulator had
     unexpected server-side errors (an emulator bug, or an unhandled request shape).
+    Parametrize it indirectly with a Kubernetes 1.x to emulate another version
+    (``@pytest.mark.parametrize("kube", [26, 30], indirect=True)``).
     """
-    emulator = start_emulator(namespaces=("default", "qa"))
+    minor = getattr(request, "param", KUBERNETES_MINOR)
+    emulator = start_emulator(namespaces=("default", "qa"), kubernetes_minor=minor)
     try:
         yield emulator
         errors = emulator.server_errors

@@ -11,8 +11,11 @@ Kubernetes does (container termination message, Job conditions).
 
 import copy
 import dataclasses
+import json
+import logging
 import pathlib
 import threading
+import time
 from typing import Any
 
 import kubernetes
@@ -20,7 +23,8 @@ import kubernetes
 from tep_operator import names, runtime
 from tep_operator.client import Kube, load_configuration
 from tep_operator.config import OperatorConfig
-from tests.emulator import Emulator, wait_for
+from tests.emulator import Emulator, job_pod, wait_for
+from tests.operator_log import KOPF_SHUTDOWN_RETRY
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.PLURAL
 TEST_CONFIG = OperatorConfig(
@@ -33,17 +37,56 @@ TEST_CONFIG = OperatorConfig(
 )
 
 
-class OperatorThread:
-    """`tep operator` in a thread; `with` starts it and stops it."""
+# Loggers of the operator's code: ours and kopf's (its handlers, watches and activities).
+OPERATOR_LOGGERS = ("tep_operator", "kopf")
+THREAD_NAME = "tep-operator"
 
-    def __init__(self, emulator: Emulator, workdir: pathlib.Path, **config: Any) -> None:
+
+class ErrorRecords(logging.Handler):
+    """The operator's log records at ERROR or above, or with a traceback: each one a defect
+    that a test must not pass over (an AttributeError logged and ignored every resync period
+    was one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[logging.LogRecord] = []
+        self.stopping_since: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = record.name.split(".")[0] in OPERATOR_LOGGERS or (
+            record.name == "asyncio" and record.threadName == THREAD_NAME  # the operator's loop
+        )
+        if not ours or not (record.levelno >= logging.ERROR or record.exc_info):
+            return
+        if (
+            self.stopping_since is not None
+            and record.created >= self.stopping_since
+            and (KOPF_SHUTDOWN_RETRY.match(record.getMessage()))
+        ):
+            return  # kopf closed its own HTTP session under a request in flight while stopping
+        self.found.append(record)
+
+    def report(self) -> str:
+        formatter = logging.Formatter("%(levelname)s %(name)s [%(threadName)s] %(message)s")
+        return "\n".join(formatter.format(record) for record in self.found)
+
+
+class OperatorThread:
+    """`tep operator` in a thread; `with` starts it and stops it. Stopping fails if the
+    operator logged an error or a traceback meanwhile (unless `allow_errors`)."""
+
+    def __init__(
+        self, emulator: Emulator, workdir: pathlib.Path, *, allow_errors: bool = False, **config: Any
+    ) -> None:
         kubeconfig = emulator.kubeconfig(workdir / "kubeconfig")
         self.kube = Kube(load_configuration(str(kubeconfig)))
         self.config = dataclasses.replace(TEST_CONFIG, **config)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="tep-operator", daemon=True)
+        self.thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
+        self.errors = ErrorRecords()
+        self.allow_errors = allow_errors
 
     def _main(self) -> None:
         try:
@@ -52,15 +95,21 @@ class OperatorThread:
             self.error = exc
 
     def start(self) -> "OperatorThread":
+        logging.getLogger().addHandler(self.errors)
         self.thread.start()
         assert self.ready_flag.wait(15), f"the operator did not start: {self.error!r}"
         return self
 
     def stop(self) -> None:
+        self.errors.stopping_since = time.time()
         self.stop_flag.set()
         self.thread.join(20)
+        logging.getLogger().removeHandler(self.errors)
         assert not self.thread.is_alive(), "the operator did not stop within 20 s"
         assert self.error is None, f"the operator crashed: {self.error!r}"
+        assert self.allow_errors or not self.errors.found, (
+            f"the operator logged errors or tracebacks:\n{self.errors.report()}"
+        )
 
     def __enter__(self) -> "OperatorThread":
         return self.start()
@@ -84,6 +133,7 @@ class Cluster:
     """Typed access for the tests, and the controllers the emulator does not have."""
 
     def __init__(self, emulator: Emulator) -> None:
+        self.kubernetes_minor = emulator.kubernetes_minor
         api = emulator.api_client()
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.batch = kubernetes.client.BatchV1Api(api)
@@ -145,17 +195,37 @@ class Cluster:
     def start_job(
         self, name: str, cronjob: str = "smoke", namespace: str = "qa", start: str = "2026-11-21T19:42:00Z"
     ) -> dict[str, Any]:
-        """What the CronJob controller does at a scheduled time: a Job from the jobTemplate."""
-        template = copy.deepcopy(self.cronjob(cronjob, namespace)["spec"]["jobTemplate"])
+        """What the CronJob controller does at a scheduled time: a Job from the jobTemplate,
+        owned by the CronJob."""
+        live = self.cronjob(cronjob, namespace)
+        template = copy.deepcopy(live["spec"]["jobTemplate"])
+        owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob, "uid": live["metadata"]["uid"],
+                 "controller": True, "blockOwnerDeletion": True}  # fmt: skip
         job = {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {**template["metadata"], "name": name, "namespace": namespace},
+            "metadata": {
+                **template["metadata"],
+                "name": name,
+                "namespace": namespace,
+                "ownerReferences": [owner],
+            },
             "spec": template["spec"],
         }
         self.batch.create_namespaced_job(namespace, job)
         self.batch.patch_namespaced_job_status(name, namespace, {"status": {"active": 1, "startTime": start}})
         return job
+
+    def job(self, name: str, namespace: str = "qa") -> dict[str, Any]:
+        """The Job as the API server serves it (raw JSON, with the defaults it added)."""
+        response = self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+        return dict(json.loads(response.data))
+
+    def create_pod(self, job: str, namespace: str = "qa", index: int = 0) -> str:
+        """The Job controller: a pod of `job`, with the labels and owner it gives its pods."""
+        pod = job_pod(self.job(job, namespace), index, minor=self.kubernetes_minor)
+        response = self.core.create_namespaced_pod(namespace, pod, _preload_content=False)
+        return str(json.loads(response.data)["metadata"]["name"])
 
     def finish_pod(
         self,
@@ -166,25 +236,10 @@ class Cluster:
         exit_code: int = 0,
         reason: str = "Completed",
         index: int = 0,
-    ) -> None:
-        """The kubelet: a runner pod of `job` that ended with this termination message."""
-        template = self.batch.read_namespaced_job(job, namespace).spec.template
-        labels = {**(template.metadata.labels or {}), "batch.kubernetes.io/job-name": job}
-        annotations = {
-            **(template.metadata.annotations or {}),
-            "batch.kubernetes.io/job-completion-index": str(index),
-        }
-        pod_name = f"{job}-{index}-pod"
-        self.core.create_namespaced_pod(
-            namespace,
-            {
-                "metadata": {"name": pod_name, "labels": labels, "annotations": annotations},
-                "spec": {
-                    "containers": [{"name": "runner", "image": "tep-runner:test"}],
-                    "restartPolicy": "Never",
-                },
-            },
-        )
+    ) -> str:
+        """The Job controller and the kubelet: a runner pod of `job` that ended with this
+        termination message; its name."""
+        pod_name = self.create_pod(job, namespace, index)
         terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason}
         if message is not None:
             terminated["message"] = message
@@ -207,6 +262,15 @@ class Cluster:
                 }
             },
         )
+        return pod_name
+
+    def pod_cannot_start(self, pod_name: str, reason: str, message: str, namespace: str = "qa") -> None:
+        """The kubelet: the runner container of `pod_name` waits (e.g. its image cannot be pulled)."""
+        waiting = {"reason": reason, "message": message}
+        status = {"phase": "Pending", "containerStatuses": [
+            {"name": "runner", "state": {"waiting": waiting}, "ready": False, "restartCount": 0,
+             "image": "tep-runner:test", "imageID": ""}]}  # fmt: skip
+        self.core.patch_namespaced_pod_status(pod_name, namespace, {"status": status})
 
     def finish_job(
         self,

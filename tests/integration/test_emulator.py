@@ -13,7 +13,7 @@ import kubernetes.watch
 import pytest
 from kubernetes.client import ApiException
 
-from tests.emulator import Emulator, run_kopf_in_thread, wait_for
+from tests.emulator import Emulator, job_pod, run_kopf_in_thread, wait_for
 
 GROUP, VERSION, PLURAL = "tep.dev", "v1alpha1", "testplans"
 
@@ -400,3 +400,64 @@ def test_kopf_runs_against_the_emulator(kube, custom, core):
     assert len({e.metadata.name for e in events}) == 2
     assert sorted(e.message for e in events) == ["first", "second"]
     assert operator.startup_seconds < 3 and operator.shutdown_seconds < 3, operator
+
+
+def job_body(name: str, **spec: object) -> dict:
+    template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": template, **spec},
+    }
+
+
+@pytest.mark.parametrize(
+    "kube, new_labels, index_label",
+    [(26, False, False), (27, True, False), (30, True, True)],
+    indirect=["kube"],
+)
+def test_job_defaults_and_pods_per_kubernetes_version(kube, new_labels, index_label):
+    """What the API server adds to a Job, and what the Job controller puts on its pods, by version
+    (raw kmock adds nothing)."""
+    client = kube.api_client()
+    batch, core = kubernetes.client.BatchV1Api(client), kubernetes.client.CoreV1Api(client)
+    batch.create_namespaced_job("default", job_body("j", completionMode="Indexed", completions=2))
+    job = json.loads(batch.read_namespaced_job("j", "default", _preload_content=False).data)
+    uid = job["metadata"]["uid"]
+    legacy = {"controller-uid": uid, "job-name": "j"}
+    new = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": "j"}
+    assert job["spec"]["template"]["metadata"]["labels"] == {
+        "app": "x",
+        **legacy,
+        **(new if new_labels else {}),
+    }
+    selector_label = "batch.kubernetes.io/controller-uid" if new_labels else "controller-uid"
+    assert job["spec"]["selector"] == {"matchLabels": {selector_label: uid}}
+
+    created = core.create_namespaced_pod("default", job_pod(job, 1, minor=kube.kubernetes_minor))
+    assert created.metadata.name.startswith("j-1-")
+    index = {"batch.kubernetes.io/job-completion-index": "1"}
+    assert created.metadata.labels == {
+        "app": "x",
+        **legacy,
+        **(new if new_labels else {}),
+        **(index if index_label else {}),
+    }
+    assert created.metadata.annotations == index
+    (owner,) = created.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid, owner.controller, owner.block_owner_deletion) == (
+        "Job",
+        "j",
+        uid,
+        True,
+        True,
+    )
+
+
+def test_manual_selector_job_gets_no_defaults(batch):
+    selector = {"matchLabels": {"app": "x"}}
+    batch.create_namespaced_job("default", job_body("m", manualSelector=True, selector=selector))
+    job = json.loads(batch.read_namespaced_job("m", "default", _preload_content=False).data)
+    assert job["spec"]["template"]["metadata"]["labels"] == {"app": "x"}
+    assert job["spec"]["selector"] == selector

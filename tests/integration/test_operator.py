@@ -187,15 +187,19 @@ def test_resync_refreshes_the_schedule_without_a_finalizer(
     with OperatorThread(kube, tmp_path, resync_seconds=0.3):
         cluster.create_plan(make_plan())
         fresh = cluster.wait_status(lambda s: s.get("phase") == "Scheduled")["nextRunTime"]
-        # as if the schedule time passed: the resync must move nextRunTime on, unprompted
-        cluster.custom.patch_namespaced_custom_object_status(
-            "tep.dev",
-            "v1alpha1",
+        # as if the schedule time passed, and a hand edit of the CronJob the watch missed: no
+        # event tells the operator, only its periodic resync can put them right
+        kube.change_unseen(
+            "tep.dev/v1alpha1/testplans",
             "qa",
-            "testplans",
             "smoke",
-            {"status": {"nextRunTime": "2020-01-01T00:00:00Z"}},
+            lambda plan: plan["status"].update(nextRunTime="2020-01-01T00:00:00Z"),
+        )
+        kube.change_unseen(
+            "batch/v1/cronjobs", "qa", "smoke", lambda c: c["spec"].update(schedule="* * * * *")
         )
         cluster.wait_status(lambda s: s.get("nextRunTime") == fresh, message="the resync did not refresh it")
-        # and a CronJob that vanished without an event is back after a resync too
+        wait_for(
+            lambda: cluster.cronjob()["spec"]["schedule"] == "*/30 * * * *", message="CronJob not repaired"
+        )
         assert not cluster.plan()["metadata"].get("finalizers")  # deleting a plan never waits for us

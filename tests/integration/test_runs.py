@@ -26,6 +26,12 @@ def scheduled(cluster: Cluster, operator: OperatorThread) -> Cluster:
     return cluster
 
 
+# The labels on a Job's pods differ by version (batch.kubernetes.io/job-name only from 1.27):
+# the counts must come from the pod's termination message on both.
+VERSIONS = pytest.mark.parametrize("kube", [26, 30], indirect=True, ids=["k8s-1.26", "k8s-1.30"])
+
+
+@VERSIONS
 def test_a_passed_run(scheduled: Cluster) -> None:
     cluster = scheduled
     cluster.start_job("smoke-29012345")
@@ -73,6 +79,7 @@ def test_last_schedule_time_comes_from_the_cronjob(scheduled: Cluster) -> None:
     scheduled.wait_status(lambda s: s.get("lastScheduleTime") == "2026-11-21T19:30:00Z")
 
 
+@VERSIONS
 def test_a_failed_run(scheduled: Cluster) -> None:
     cluster = scheduled
     text = summary(
@@ -179,6 +186,75 @@ def test_forbid_queues_a_request_behind_the_active_run(scheduled: Cluster) -> No
     assert manual["metadata"]["name"] == names.manual_job_name("smoke", "now-please")
     status = cluster.wait_status(lambda s: s.get("lastRunRequest") == "now-please")
     assert status.get("pendingRunRequest") is None
+
+
+def test_replace_stops_the_active_run_and_starts_the_requested_one(
+    cluster: Cluster, operator: OperatorThread
+) -> None:
+    cluster.create_plan(make_plan(concurrencyPolicy="Replace"))
+    cluster.wait_status(lambda s: s.get("phase") == "Scheduled")
+    cluster.start_job("smoke-29012361")
+    pod = cluster.create_pod("smoke-29012361")
+    cluster.wait_status(lambda s: s.get("phase") == "Running")
+    cluster.request_run("replace-it")
+    (manual,) = wait_for(lambda: cluster.jobs(**{"tep.dev/trigger": "manual"}), message="no requested run")
+    assert manual["metadata"]["name"] == names.manual_job_name("smoke", "replace-it")
+    # the active Job was deleted (and with it, by garbage collection, its pod)
+    wait_for(lambda: [j["metadata"]["name"] for j in cluster.jobs()] == [manual["metadata"]["name"]])
+    assert pod not in [p.metadata.name for p in cluster.core.list_namespaced_pod("qa").items]
+    status = cluster.wait_status(lambda s: s.get("lastRunRequest") == "replace-it")
+    assert status.get("pendingRunRequest") is None and status["phase"] == "Running"
+    assert cluster.events(reason="RunQueued") == []
+    (event,) = wait_for(lambda: cluster.events(reason="RunStarted"))
+    assert manual["metadata"]["name"] in event.message
+
+
+def test_allow_starts_the_requested_run_beside_the_active_one(
+    cluster: Cluster, operator: OperatorThread
+) -> None:
+    cluster.create_plan(make_plan(concurrencyPolicy="Allow"))
+    cluster.wait_status(lambda s: s.get("phase") == "Scheduled")
+    cluster.start_job("smoke-29012362")
+    cluster.wait_status(lambda s: s.get("phase") == "Running")
+    cluster.request_run("beside-it")
+    (manual,) = wait_for(lambda: cluster.jobs(**{"tep.dev/trigger": "manual"}), message="no requested run")
+    assert sorted(j["metadata"]["name"] for j in cluster.jobs()) == sorted(
+        ["smoke-29012362", manual["metadata"]["name"]]
+    )
+    cluster.wait_status(lambda s: s.get("lastRunRequest") == "beside-it")
+    # both runs end and both are recorded; the phase stays Running while one is active
+    cluster.finish_pod("smoke-29012362", message=summary())
+    cluster.finish_job("smoke-29012362")
+    cluster.wait_status(lambda s: (s.get("lastRun") or {}).get("name") == "smoke-29012362")
+    assert cluster.status()["phase"] == "Running"
+    cluster.finish_pod(manual["metadata"]["name"], message=summary("Failed", passed=8, failed=1), exit_code=1)
+    cluster.finish_job(manual["metadata"]["name"], failed_reason="BackoffLimitExceeded")
+    status = cluster.wait_status(lambda s: len(s.get("history") or []) == 2 and s.get("phase") == "Scheduled")
+    assert {h["name"] for h in status["history"]} == {"smoke-29012362", manual["metadata"]["name"]}
+
+
+def test_runner_cannot_start_is_said_at_once_once_per_reason(scheduled: Cluster) -> None:
+    cluster = scheduled
+    cluster.start_job("smoke-29012363")
+    pod = cluster.create_pod("smoke-29012363")
+    cluster.pod_cannot_start(pod, "ErrImagePull", 'failed to pull image "tep-runner:test": not found')
+    (event,) = wait_for(lambda: cluster.events(reason="RunnerCannotStart"), message="no RunnerCannotStart")
+    assert event.type == "Warning" and event.involved_object.name == "smoke"
+    assert event.message.startswith(f"pod {pod}: ErrImagePull: ") and "not found" in event.message
+    # the kubelet retries: back-off, then the same error again; one Event per kind of failure
+    cluster.pod_cannot_start(pod, "ImagePullBackOff", 'Back-off pulling image "tep-runner:test"')
+    wait_for(
+        lambda: len(cluster.events(reason="RunnerCannotStart")) == 2, message="no Event for the back-off"
+    )
+    cluster.pod_cannot_start(pod, "ErrImagePull", 'failed to pull image "tep-runner:test": not found (again)')
+    cluster.pod_cannot_start(pod, "ImagePullBackOff", 'Back-off pulling image "tep-runner:test" (again)')
+    # a last, new kind on the same pod: its Event comes after the repeats were handled
+    cluster.pod_cannot_start(pod, "CreateContainerConfigError", 'secret "creds" not found')
+    wait_for(
+        lambda: len(cluster.events(reason="RunnerCannotStart")) >= 3, message="no Event for the last kind"
+    )
+    kinds = sorted(e.message.split(": ")[1] for e in cluster.events(reason="RunnerCannotStart"))
+    assert kinds == ["CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff"], kinds
 
 
 def test_catch_up_after_the_operator_was_down(

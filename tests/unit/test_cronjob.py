@@ -171,7 +171,7 @@ def test_runner_settings() -> None:
     assert e["TEP_PYTEST_ARGS"] == '["-k", "smoke and not slow"]'  # a JSON list, never a shell string
     assert e["TEP_KEEP_LAST"] == "5" and e["TEP_MAX_AGE_DAYS"] == "3"
     assert e["TEP_TERMINATION_LOG"] == "/dev/termination-log"
-    assert e["TEP_JOB_NAME"] == {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}
+    assert e["TEP_JOB_NAME"] == {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}
     assert "PYTEST_XDIST_AUTO_NUM_WORKERS" not in e  # workers is a number, not auto
     assert "TEP_RUN_ID" not in e  # scheduled runs derive it from the Job name
     container = runner(cj)

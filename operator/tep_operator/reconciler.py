@@ -1,0 +1,302 @@
+"""The reconciler: what the operator does about a plan, a CronJob, a Job, and the resync.
+
+Decisions only, on the plans, CronJobs and Jobs as the API serves them; `handlers` wires
+kopf's events to these methods and `client.Kube` carries out the writes.
+
+Status has several writers (plan events, Job events, the resync) working on one object, so
+every status write goes through `update_status`: compute a patch from the freshest status
+and send it with that resourceVersion, retrying on a conflict. Nothing is lost to a race.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from tep_operator import cronjob, metrics, names, runs, status
+from tep_operator.client import ApiException, Kube, is_status
+from tep_operator.config import OperatorConfig
+from tep_operator.plan import Plan, PlanError, read_plan
+
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+CONFLICT_RETRIES = 8
+LOGGER = logging.getLogger("tep_operator.resync")
+
+StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
+# The plan's active Jobs, asked at the moment of each decision: Jobs start and end in other
+# threads, and a status computed from an older answer would be written last (a status
+# write that raced with another fails on the resourceVersion and is recomputed, asking again).
+ActiveRuns = Callable[[], list[str]]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def update_status(
+    kube: Kube, body: Mapping[str, Any], compute: StatusFn
+) -> tuple[Mapping[str, Any], dict[str, Any]] | None:
+    """Apply `compute(plan)` to the plan's status, optimistically; the (plan, patch) written.
+
+    `body` is the plan as last seen; it is re-read only after a conflict.
+    """
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    for _ in range(CONFLICT_RETRIES):
+        patch = compute(body)
+        if not patch:
+            return None
+        try:
+            kube.patch_plan_status(
+                namespace, name, patch, resource_version=body["metadata"].get("resourceVersion")
+            )
+            return body, patch
+        except ApiException as exc:
+            if is_status(exc, 404):
+                return None  # deleted since it was read; nothing to record
+            if not is_status(exc, 409):
+                raise
+        fresh = kube.find_plan(namespace, name)
+        if fresh is None:
+            return None  # the plan is gone; nothing to record
+        body = fresh
+    raise kopf.TemporaryError(f"status of {namespace}/{name} kept changing; retrying", delay=1)
+
+
+class Reconciler:
+    """What the handlers do, with the client and configuration of one operator."""
+
+    def __init__(self, config: OperatorConfig, kube: Kube) -> None:
+        self.config = config
+        self.kube = kube
+        # resourceVersion of our own last apply per CronJob: its watch event needs no drift check
+        self.applied: dict[tuple[str, str], str] = {}
+        # lastScheduleTime already copied per plan: a CronJob's other events need no read
+        self.schedules: dict[tuple[str, str], str] = {}
+
+    def apply(self, manifest: Mapping[str, Any]) -> None:
+        result = self.kube.apply_cronjob(manifest)
+        metadata = result["metadata"]
+        self.applied[(metadata["namespace"], metadata["name"])] = metadata.get("resourceVersion", "")
+
+    def own_write(self, cronjob: Mapping[str, Any]) -> bool:
+        metadata = cronjob["metadata"]
+        return bool(
+            self.applied.get((metadata["namespace"], metadata["name"])) == metadata.get("resourceVersion")
+        )
+
+    def reconcile(
+        self,
+        body: Mapping[str, Any],
+        active: ActiveRuns,
+        live: Mapping[str, Any] | None,
+        logger: Logger,
+        *,
+        thorough: bool = False,
+    ) -> None:
+        """Make the CronJob match the plan and the status tell the truth.
+
+        Level-triggered and idempotent: called for every event of the plan and by the resync,
+        it writes only what differs (`live` is the CronJob as last seen, None if absent).
+        `thorough` compares every rendered field, to catch hand edits that raised no event.
+        """
+        try:
+            plan = read_plan(body)
+        except PlanError as error:
+            self._invalid(body, error, live is not None, logger)
+            return
+        manifest = cronjob.render_cronjob(plan, self.config)
+        stale = live is None or (
+            cronjob.drifted(manifest, live) if thorough else not cronjob.same_spec(manifest, live)
+        )
+        if stale:
+            self.apply(manifest)
+        cronjob_name = manifest["metadata"]["name"]
+        new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
+        update_status(
+            self.kube,
+            body,
+            lambda fresh: _if_changed(
+                fresh,
+                status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active())),
+            ),
+        )
+        if new_generation:  # once per spec change; not on restarts, resyncs or status events
+            message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
+            self.kube.post_event(body, "Normal", "CronJobApplied", message)
+            logger.info("Applied %s", message)
+        self.handle_run_request(body, plan, active, logger)
+
+    def _invalid(self, body: Mapping[str, Any], error: PlanError, kept: bool, logger: Logger) -> None:
+        generation = int(body["metadata"].get("generation") or 0)
+        written = update_status(
+            self.kube,
+            body,
+            lambda fresh: _if_changed(
+                fresh, status.invalid_status(error, generation, fresh.get("status") or {}, now(), kept)
+            ),
+        )
+        if written:  # once per distinct problem, not on every event or resync
+            self.kube.post_event(body, "Warning", error.reason, str(error))
+            logger.warning("Invalid spec, CronJob left as it was: %s", error)
+
+    def handle_run_request(
+        self, body: Mapping[str, Any], plan: Plan, active: ActiveRuns, logger: Logger
+    ) -> None:
+        """Start a run for a new `tep.dev/run-requested-at` value, exactly once.
+
+        With concurrencyPolicy Forbid and a run active, the request waits in
+        `status.pendingRunRequest` and starts when the active run ends; Replace stops the
+        active run first; Allow starts at once.
+        """
+        request = plan.run_requested_at
+        old = body.get("status") or {}
+        if not request or request == old.get("lastRunRequest"):
+            return
+        job_name = names.manual_job_name(plan.name, request)
+        # The request's own Job may be active already (an event that overtook our status
+        # write): it is not a run to wait for or to stop.
+        others = [job for job in active() if job != job_name]
+        if others and plan.concurrency_policy == "Forbid":
+            if old.get("pendingRunRequest") != request and update_status(
+                self.kube, body, lambda fresh: _pending(fresh, request)
+            ):
+                waiting = f"run requested at {request} waits for {', '.join(others)} to finish"
+                self.kube.post_event(body, "Normal", "RunQueued", f"{waiting} (concurrencyPolicy Forbid)")
+                logger.info("Run request %s queued behind %s", request, others)
+            return
+        if others and plan.concurrency_policy == "Replace":
+            for job in others:
+                self.kube.delete_job(plan.namespace, job)
+            logger.info("Stopped %s to start the requested run (concurrencyPolicy Replace)", others)
+        manifest = cronjob.render_manual_job(plan, self.config, request, runs.run_id(job_name, now()))
+        try:
+            self.kube.create_job(manifest)
+            created = True
+        except ApiException as exc:
+            if not is_status(exc, 409):
+                raise
+            created = False  # made before a restart or by a twin event: the same request, once
+        update_status(self.kube, body, lambda fresh: _requested(fresh, request))
+        if created:
+            self.kube.post_event(
+                body, "Normal", "RunStarted", f"Job {job_name} for the run requested at {request}"
+            )
+            logger.info("Started Job %s for run request %s", job_name, request)
+
+    def resync_all(self) -> None:
+        namespaces = self.config.namespaces or (None,)
+        plans = [plan for ns in namespaces for plan in self.kube.list_plans(ns)]
+        active: dict[tuple[str, str], list[str]] = {}
+        for job in (job for ns in namespaces for job in self.kube.list_managed_jobs(ns)):
+            if runs.job_active(job):
+                metadata = job["metadata"]
+                active.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(
+                    metadata["name"]
+                )
+        live = {
+            (c["metadata"]["namespace"], names.plan_of(c["metadata"])): c
+            for ns in namespaces
+            for c in self.kube.list_managed_cronjobs(ns)
+        }
+        for plan in plans:
+            namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
+            logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
+            try:
+                self.reconcile(
+                    plan,
+                    _listed(active.get((namespace, name), [])),
+                    live.get((namespace, name)),
+                    logger,
+                    thorough=True,
+                )
+            except Exception:  # one broken plan must not stop the others' resync
+                logger.exception("Resync of %s/%s failed", namespace, name)
+
+    def record_schedule(self, namespace: str, plan_name: str, scheduled: str) -> None:
+        """`status.lastScheduleTime`: when the CronJob controller last started a run."""
+        key = (namespace, plan_name)
+        if self.schedules.get(key) == scheduled:
+            return
+        body = self.kube.find_plan(namespace, plan_name)
+        if body is None:
+            return
+        update_status(
+            self.kube,
+            body,
+            lambda fresh: (
+                None
+                if (fresh.get("status") or {}).get("lastScheduleTime") == scheduled
+                else {"lastScheduleTime": scheduled}
+            ),
+        )
+        self.schedules[key] = scheduled
+
+    def plan_exists(self, plan: Plan) -> bool:
+        """Whether this very plan (same uid) still exists and is not being deleted."""
+        body = self.kube.find_plan(plan.namespace, plan.name)
+        if body is None:
+            return False
+        metadata = body["metadata"]
+        return metadata.get("uid") == plan.uid and not metadata.get("deletionTimestamp")
+
+    def job_changed(
+        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: ActiveRuns, logger: Logger
+    ) -> None:
+        """Track a run: Running while active; when finished, lastRun, history, Event, metrics."""
+        body = self.kube.find_plan(namespace, plan_name)
+        if body is None:
+            return  # the plan was deleted; its Jobs go with it
+        try:
+            plan: Plan | None = read_plan(body)
+        except PlanError:
+            plan = None
+        idle = status.idle_phase(plan) if plan else None
+        history_limit = plan.history_limit if plan else 10
+        run = None
+        if runs.job_finished(job):
+            pods = self.kube.list_job_pods(job)
+            run = runs.run_result(job, pods)
+
+        def compute(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
+            old = fresh.get("status") or {}
+            patch = (runs.record_run(old, run, history_limit, now()) if run else None) or {}
+            phase = runs.phase_after(old.get("phase"), idle, len(active()))
+            if phase and phase != old.get("phase"):
+                patch["phase"] = phase
+            return patch or None
+
+        written = update_status(self.kube, body, compute)
+        if run and written and "history" in written[1]:
+            kind, reason, message = runs.event_for(run)
+            self.kube.post_event(written[0], kind, reason, message)
+            (logger.info if kind == "Normal" else logger.warning)("%s/%s: %s", namespace, plan_name, message)
+            completed = runs.parse_time(run.get("completionTime"))
+            metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
+        if plan and run and not active():
+            self.handle_run_request(written[0] if written else body, plan, active, logger)
+
+
+def _listed(jobs: list[str]) -> ActiveRuns:
+    """The active Jobs as one LIST found them (the resync's answer)."""
+    return lambda: jobs
+
+
+def _if_changed(fresh: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
+    return patch if status.changed(fresh.get("status") or {}, patch) else None
+
+
+def _pending(fresh: Mapping[str, Any], request: str) -> dict[str, Any] | None:
+    old = fresh.get("status") or {}
+    if request in (old.get("lastRunRequest"), old.get("pendingRunRequest")):
+        return None
+    return {"pendingRunRequest": request}
+
+
+def _requested(fresh: Mapping[str, Any], request: str) -> dict[str, Any] | None:
+    old = fresh.get("status") or {}
+    if old.get("lastRunRequest") == request:
+        return None
+    return {"lastRunRequest": request, "pendingRunRequest": None, "phase": status.PHASE_RUNNING}
