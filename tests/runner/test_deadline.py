@@ -34,19 +34,25 @@ DEADLINE = 8
 
 
 def hanging_suite(write_suite, started: pathlib.Path, *, ignore_sigint: bool = False):
+    """Two quick tests and one that sleeps 600 s; `started` appears when it sleeps, the others done."""
     guard = "signal.signal(signal.SIGINT, signal.SIG_IGN)" if ignore_sigint else "pass"
     return write_suite("suite", {"test_hang.py": f"""
         import pathlib, signal, time
 
+        STARTED = pathlib.Path({str(started)!r})
+
         def test_quick_a():
-            pass
+            STARTED.with_suffix(".a").touch()
 
         def test_quick_b():
-            pass
+            STARTED.with_suffix(".b").touch()
 
         def test_hang():
             {guard}
-            pathlib.Path({str(started)!r}).touch()
+            # Under xdist the other worker may still be on its quick test: a stop must find it finished.
+            while not (STARTED.with_suffix(".a").exists() and STARTED.with_suffix(".b").exists()):
+                time.sleep(0.05)
+            STARTED.touch()
             time.sleep(600)
     """})  # fmt: skip
 
