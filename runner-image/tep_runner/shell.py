@@ -146,7 +146,8 @@ class _Run:
                     return self._empty("Passed", "")
                 ids_file = tmp / "shard-ids.txt"
                 ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
-        if self.stop_cause:  # stopped while collecting for the shards
+        self._check_deadline()
+        if self.stop_cause:  # before pytest started (or while it collected for the shards)
             return self._empty("Error", stopping.stop_reason(self.stop_cause, ()))
         self.progress_file = progress_file = tmp / "progress.jsonl"
         self.stop_file = tmp / "stop-cause.txt"
@@ -182,6 +183,7 @@ class _Run:
         """
         self._check_deadline()
         if self.stop_cause:
+            self.stopped_pytest = True  # stopped before it could start
             return -signal.SIGINT
         self._say(f"running: {' '.join(command)}")
         with (
