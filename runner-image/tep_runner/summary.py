@@ -154,7 +154,8 @@ def summarize(
     result, reason = outcome(exit_code, counts, log_text)
     if stopped_by:
         result, reason = "Error", stop_reason(stopped_by, progress.hit)
-    timed_out = list(progress.timed_out)
+    # Without a stop, a test still running when pytest died crashed (counted failed), it did not time out.
+    timed_out = list(progress.timed_out if stopped_by else progress.pytest_timeouts)
     failed_tests = [*counts.failed_tests, *(t for t in timed_out if t not in counts.failed_tests)]
     return empty_summary(result, reason, shard, shards, report_path, run_id, start_time) | {
         "total": counts.total,

@@ -22,7 +22,7 @@ from tep_runner import stopping
 from tep_runner.command import pytest_command
 from tep_runner.message import termination_message
 from tep_runner.settings import SettingsError, settings_from_env
-from tep_runner.summary import counts_from_progress
+from tep_runner.summary import counts_from_progress, summarize
 
 HANG = "test_hang.py::test_hang"
 QUICK = ["test_hang.py::test_quick_a", "test_hang.py::test_quick_b"]
@@ -254,6 +254,16 @@ def test_progress_record_of_a_killed_pytest():
     assert progress.timed_out == ("t.py::hang", "t.py::slow")
     counts = counts_from_progress(progress)
     assert (counts.passed, counts.failed, counts.failed_tests) == (1, 2, ("t.py::slow", "t.py::hang"))
+    common = dict(junit_xml=None, log_text="", duration_seconds=1.0, shard=0, shards=1, report_path="r",
+                  run_id="r1", start_time="2026-12-01T00:00:00+00:00", progress=progress)  # fmt: skip
+    stopped = summarize(exit_code=-9, stopped_by="activeDeadlineSeconds (3 s) exceeded", **common)
+    assert stopped["reason"] == "activeDeadlineSeconds (3 s) exceeded; stopped while running t.py::hang"
+    assert stopped["timedOut"] == ["t.py::hang", "t.py::slow"]
+    crashed = summarize(exit_code=-9, **common)  # no stop: the running test crashed, it did not time out
+    assert crashed["reason"].startswith("pytest was killed by signal 9") and crashed["timedOut"] == [
+        "t.py::slow"
+    ]
+    assert crashed["failedTests"] == ["t.py::slow", "t.py::hang"]
 
 
 def test_timed_out_tests_in_the_message_are_bounded():
