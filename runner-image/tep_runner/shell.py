@@ -70,9 +70,8 @@ class _Run:
         self.began = time.monotonic()  # the deadline counts from here
         self.stop_cause = ""  # why the run is being stopped: the deadline or a signal (stopping.py)
         self.stopped_pytest = False  # the stop came while pytest ran, so the runner stopped it
-        self.progress_file: Path | None = (
-            None  # the plugin's record (stopping.py) and the stop's cause for it
-        )
+        # The plugin's progress record (stopping.py), and the stop's cause written for it.
+        self.progress_file: Path | None = None
         self.stop_file: Path | None = None
 
     def execute(self) -> int:
