@@ -152,13 +152,14 @@ def local_plan(tmp_path: pathlib.Path, **spec) -> pathlib.Path:
     return plan
 
 
-def test_tep_run_local_stops_on_sigterm(write_suite, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_tep_run_local_stops_on_a_signal(write_suite, tmp_path, signum):
     started = tmp_path / "started"
     suite = hanging_suite(write_suite, started)
     command = [str(TEP), "run", "--local", "-f", str(local_plan(tmp_path)), "--tests", str(suite)]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     wait_for(started)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     sent = time.monotonic()
     output = proc.communicate(timeout=60)[0]
     assert time.monotonic() - sent < STOP_WITHIN, output
@@ -167,7 +168,7 @@ def test_tep_run_local_stops_on_sigterm(write_suite, tmp_path):
     assert f"tep: failed: {HANG}" in output and f"tep: timed out: {HANG}" in output
     run_dir = (tmp_path / "tep-reports" / "default" / "hang" / "latest").resolve()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert_stopped(summary, run_dir, "stopped by SIGTERM after ")
+    assert_stopped(summary, run_dir, f"stopped by {signal.Signals(signum).name} after ")
 
 
 def test_tep_run_local_enforces_active_deadline_seconds(write_suite, tmp_path):
