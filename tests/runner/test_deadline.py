@@ -30,7 +30,7 @@ TEP = pathlib.Path(sys.executable).with_name("tep")  # the console script of thi
 # Far below the 600 s the test sleeps; covers a slow start of pytest and xdist on a busy machine.
 STOP_WITHIN = stopping.ACK_SECONDS + 10
 # Long enough for pytest and two xdist workers to start and reach the sleeping test on a busy 2-core machine.
-DEADLINE = 8
+DEADLINE = 10
 
 
 def hanging_suite(write_suite, started: pathlib.Path, *, ignore_sigint: bool = False):
@@ -173,7 +173,8 @@ def test_tep_run_local_stops_on_a_signal(write_suite, tmp_path, signum):
 
 def test_tep_run_local_enforces_active_deadline_seconds(write_suite, tmp_path):
     suite = hanging_suite(write_suite, tmp_path / "started")
-    command = [str(TEP), "run", "--local", "-f", str(local_plan(tmp_path, activeDeadlineSeconds=DEADLINE))]
+    plan = local_plan(tmp_path, activeDeadlineSeconds=DEADLINE, pytest={"dist": "no"})  # xdist: above
+    command = [str(TEP), "run", "--local", "-f", str(plan)]
     began = time.monotonic()
     proc = subprocess.run(
         [*command, "--tests", str(suite)], cwd=tmp_path, capture_output=True, text=True, timeout=120
