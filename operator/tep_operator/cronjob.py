@@ -12,6 +12,7 @@ from typing import Any
 from tep_operator import names, runnerenv
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, cpu_workers
+from tep_runner.stopping import STOP_SECONDS
 
 RUNNER_CONTAINER = "runner"
 RUNNER_UID = 65532  # the runner image's non-root user
@@ -21,6 +22,14 @@ JOBS_HISTORY_LIMIT = 3
 # A manual Job has no CronJob to prune it; the operator has read it long before this.
 MANUAL_JOB_TTL_SECONDS = 24 * 3600
 GIT_SECRET_MOUNT = "/etc/tep/git"
+# The plan's activeDeadlineSeconds is the pod's, which the kubelet enforces to the second with SIGTERM and
+# after which the pod and its termination message remain. From SIGTERM the runner takes up to STOP_SECONDS
+# to stop pytest; the rest of the grace is for writing summary.json and the message on a slow volume.
+TERMINATION_GRACE_SECONDS = STOP_SECONDS + 15
+# The Job's deadline is only a backstop (a pod that never started, a kubelet that never acted): the Job
+# controller deletes the pods of a Job past its deadline, and a deleted pod takes its message with it. So it
+# comes after the pod's deadline, its grace, and the time from the Job's start to the pod's (scheduling).
+JOB_DEADLINE_MARGIN_SECONDS = TERMINATION_GRACE_SECONDS + 30
 SPEC_HASH = "tep.dev/spec-hash"
 
 RESTRICTED_CONTAINER_SECURITY = {
@@ -152,6 +161,8 @@ def pod_spec(plan: Plan, config: OperatorConfig, run_id: str | None = None) -> d
     template = plan.pod_template
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "activeDeadlineSeconds": plan.active_deadline_seconds,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         # Pull, not push: the runner never talks to the API server (DESIGN.md §4).
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -188,7 +199,7 @@ def job_spec(plan: Plan, config: OperatorConfig, trigger: str, run_id: str | Non
     }
     pod_annotations = {**(template_meta.get("annotations") or {}), **names.annotations(plan.name)}
     spec: dict[str, Any] = {
-        "activeDeadlineSeconds": plan.active_deadline_seconds,
+        "activeDeadlineSeconds": plan.active_deadline_seconds + JOB_DEADLINE_MARGIN_SECONDS,
         "template": {
             "metadata": {"labels": pod_labels, "annotations": pod_annotations},
             "spec": pod_spec(plan, config, run_id),

@@ -143,6 +143,8 @@ def summary_text(message: Mapping[str, Any], reports: pathlib.Path) -> str:
         lines.append(f"tep: reason: {message['reason']}")
     for test in message.get("failedTests") or []:
         lines.append(f"tep: failed: {test}")
+    for test in message.get("timedOut") or []:
+        lines.append(f"tep: timed out: {test}")
     if message.get("reportPath"):
         lines.append(f"tep: report: {reports / message['reportPath']}")
     return "\n".join(lines)

@@ -87,6 +87,7 @@ class Plan:
     workers: str = "auto"  # "auto" or a whole number >= 1, as text
     dist: str = "load"
     reruns: int = 0
+    timeout_seconds: int | None = None  # per test, through pytest-timeout; None: the suite's own setting
     shards: int = 1
     resources: Mapping[str, Any] = field(default_factory=dict)
     active_deadline_seconds: int = 3600
@@ -351,6 +352,7 @@ def read_plan(body: Mapping[str, Any]) -> Plan:
         workers=_read_workers(r, pytest_spec),
         dist=r.choice(pytest_spec, "dist", "spec.pytest.dist", "load", DISTRIBUTIONS),
         reruns=r.integer(pytest_spec, "reruns", "spec.pytest.reruns", 0, 0, 10),
+        timeout_seconds=r.integer(pytest_spec, "timeoutSeconds", "spec.pytest.timeoutSeconds", 0, 1) or None,
         shards=r.integer(spec, "shards", "spec.shards", 1, 1, 100),
         resources=_read_resources(r, spec),
         active_deadline_seconds=r.integer(

@@ -36,6 +36,8 @@ RESERVED = frozenset(
         "TEP_SHARDS",
         "TEP_SHARD_INDEX",
         "TEP_TERMINATION_LOG",
+        "TEP_ACTIVE_DEADLINE_SECONDS",
+        "TEP_TIMEOUT_SECONDS",
     }
 )
 
@@ -73,7 +75,12 @@ def runner_env(
         "TEP_MAX_AGE_DAYS": str(plan.max_age_days),
         "TEP_SHARDS": str(plan.shards),
         "TEP_TERMINATION_LOG": termination_log,
+        # The runner stops pytest at the deadline itself (the local run's only limit; in a pod the kubelet's
+        # SIGTERM at the pod's activeDeadlineSeconds comes first) and names the tests it was running.
+        "TEP_ACTIVE_DEADLINE_SECONDS": str(plan.active_deadline_seconds),
     }
+    if plan.timeout_seconds is not None:
+        env["TEP_TIMEOUT_SECONDS"] = str(plan.timeout_seconds)
     # xdist's `-n auto` counts the node's cores, not the pod's CPU share.
     if plan.workers == "auto" and auto_workers is not None:
         env[AUTO_WORKERS] = str(auto_workers)

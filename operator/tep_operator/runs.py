@@ -86,11 +86,41 @@ def _runner_state(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return next((s for s in statuses if s.get("name") == RUNNER_CONTAINER), {})
 
 
+def _deadline_text(spec: Mapping[str, Any]) -> str:
+    seconds = spec.get("activeDeadlineSeconds")
+    return (
+        f"spec.activeDeadlineSeconds ({seconds} s) exceeded"
+        if seconds
+        else "spec.activeDeadlineSeconds exceeded"
+    )
+
+
+def deadline_reason(job: Mapping[str, Any], pod: Mapping[str, Any], message: Mapping[str, Any]) -> str | None:
+    """The reason of a runner that was stopped by a deadline and still left its summary; None otherwise.
+
+    The kubelet fails a pod at its activeDeadlineSeconds with status.reason DeadlineExceeded after SIGTERM;
+    the Job controller marks a Job past its own (later, backstop) deadline so. The runner, which only saw the
+    signal, reported the counts and the tests it stopped; the reason then also says what sent the signal.
+    """
+    failed = (job_conditions(job).get("Failed") or {}).get("reason")
+    if message.get("result") != "Error" or "DeadlineExceeded" not in (
+        (pod.get("status") or {}).get("reason"),
+        failed,
+    ):
+        return None
+    runner = str(message.get("reason") or "the runner was stopped")
+    if runner.startswith("activeDeadlineSeconds"):  # the runner's own timer: it says so already
+        return runner
+    return f"DeadlineExceeded: {_deadline_text(pod.get('spec') or {})}; {runner}"
+
+
 def pod_failure_reason(pod: Mapping[str, Any]) -> str | None:
     """Why a runner pod ended (or never started), from what Kubernetes recorded."""
     status = pod.get("status") or {}
     if status.get("reason") == "Evicted":
         return f"Evicted: {status.get('message') or 'the pod was evicted from its node'}"
+    if status.get("reason") == "DeadlineExceeded":  # killed by the kubelet before the runner wrote a summary
+        return f"DeadlineExceeded: {_deadline_text(pod.get('spec') or {})}; the runner left no summary"
     state = _runner_state(pod).get("state") or {}
     terminated = state.get("terminated") or {}
     if terminated.get("reason") == "OOMKilled":
@@ -186,12 +216,16 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
         "workers": 0,
         "failedTests": [],
     }
+    timed_out: list[str] = []
     for message in found:
         for key in COUNTS:
             run[key] += int(message.get(key) or 0)
         run["workers"] += int(message.get("workers") or 0)
         run["failedTests"].extend(message.get("failedTests") or [])
+        timed_out.extend(message.get("timedOut") or [])
     run["failedTests"] = run["failedTests"][:MAX_FAILED_TESTS]
+    if timed_out:  # stopped at the deadline, or failed by pytest-timeout (also in failedTests)
+        run["timedOut"] = timed_out[:MAX_FAILED_TESTS]
     if found:
         run["reportPath"] = (
             run_report_path(str(found[0].get("reportPath", "")))
@@ -200,7 +234,11 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
         )
 
     missing = sorted(set(range(shards)) - {i for i, m in messages.items() if m is not None})
-    errors = [m.get("reason") or "the runner reported an error" for m in found if m.get("result") == "Error"]
+    errors = [
+        deadline_reason(job, pod, m) or m.get("reason") or "the runner reported an error"
+        for pod, m in attempts.values()
+        if m is not None and m.get("result") == "Error"
+    ]
     if missing:
         reasons = [pod_failure_reason(attempts[i][0]) for i in missing if i in attempts]
         reason = next((r for r in reasons if r), None) or job_failure_reason(job) or "the run left no summary"

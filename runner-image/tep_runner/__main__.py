@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
 from tep_runner.shell import git_clone, run
@@ -16,9 +15,8 @@ def main() -> None:
     )
     parser.add_argument("command", nargs="?", choices=["git-clone"], help="fetch the tests from git instead")
     args = parser.parse_args()
-    # Kubernetes stops a pod (activeDeadlineSeconds, deletion) with SIGTERM; treat it like Ctrl-C so pytest
-    # is interrupted cleanly and the result still reaches the termination message.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (Kubernetes at activeDeadlineSeconds, on deletion) and SIGINT are handled by run() itself, which
+    # `tep run --local` calls too: pytest is stopped and every artifact still written.
     sys.exit(git_clone(os.environ) if args.command == "git-clone" else run(os.environ))
 
 

@@ -15,15 +15,29 @@ INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cf
 
 
 def pytest_command(
-    settings: Settings, out_dir: Path, cache_dir: Path, python: str, ids_file: Path | None, ini: str
+    settings: Settings,
+    out_dir: Path,
+    cache_dir: Path,
+    python: str,
+    ids_file: Path | None,
+    ini: str,
+    *,
+    progress_file: Path | None = None,
+    stop_file: Path | None = None,
 ) -> list[str]:
-    """The run: the whole tests folder, or this shard's node ids read by pytest from `@ids_file`."""
+    """The run: the whole tests folder, or this shard's node ids read by pytest from `@ids_file`.
+
+    `progress_file`, `stop_file`: the plugin's record of the run, and the cause of a stop (stopping.py).
+    """
     target = f"@{ids_file}" if ids_file else str(settings.tests_dir)
     # dist "no" keeps xdist loaded with -n 0, so suites using its `worker_id` fixture still work.
     xdist = ["-n", "0"] if settings.dist == "no" else ["-n", str(settings.workers), "--dist", settings.dist]
     reruns = ["--reruns", str(settings.reruns)] if settings.reruns else []
+    timeout = ["--timeout", str(settings.timeout_seconds)] if settings.timeout_seconds else []
+    progress = ["--tep-progress-file", str(progress_file)] if progress_file else []
+    stop = ["--tep-stop-file", str(stop_file)] if stop_file else []
     return [
-        python, "-m", "pytest", target, *xdist, *reruns,
+        python, "-m", "pytest", target, *xdist, *reruns, *timeout, *progress, *stop,
         # xunit1 records each test's file, from which summary.py rebuilds the node ids.
         "--junitxml", str(out_dir / "junit.xml"), "-o", "junit_family=xunit1",
         "--html", str(out_dir / "report.html"), "--self-contained-html",

@@ -21,13 +21,18 @@ def termination_message(summary: Mapping[str, Any]) -> str:
     message: dict[str, object] = {"v": 1, **{key: summary[key] for key in KEYS}}
     reason = _clip(str(summary.get("reason", "")), MAX_REASON_CHARS)
     failed = [_clip(test, MAX_ID_CHARS) for test in summary["failedTests"][:MAX_FAILED_TESTS]]
+    # Tests stopped at the deadline or failed by pytest-timeout (also in failedTests); only when there are.
+    timed_out = [_clip(test, MAX_ID_CHARS) for test in (summary.get("timedOut") or [])[:MAX_FAILED_TESTS]]
     while True:
         extra = {"reason": reason} if summary["result"] == "Error" else {}
-        text = json.dumps({**message, **extra, "failedTests": failed}, separators=(",", ":"))
+        tail = {"timedOut": timed_out} if timed_out else {}
+        text = json.dumps({**message, **extra, "failedTests": failed, **tail}, separators=(",", ":"))
         if len(text.encode()) <= MAX_BYTES:
             return text
-        if failed:
+        if failed and len(failed) >= len(timed_out):  # trimmed alike
             failed.pop()
+        elif timed_out:
+            timed_out.pop()
         else:
             reason = _clip(reason, len(reason) // 2)
 

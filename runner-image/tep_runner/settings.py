@@ -39,6 +39,8 @@ class Settings:
     shards: int
     shard_index: int
     termination_log: Path | None  # None: no termination message (local runs)
+    deadline_seconds: int | None = None  # the plan's activeDeadlineSeconds: the runner stops pytest then
+    timeout_seconds: int | None = None  # the plan's pytest.timeoutSeconds: pytest-timeout's --timeout
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
@@ -69,6 +71,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         shards=shards,
         shard_index=_shard_index(environ, shards),
         termination_log=Path(environ["TEP_TERMINATION_LOG"]) if environ.get("TEP_TERMINATION_LOG") else None,
+        deadline_seconds=_optional_int(environ, "TEP_ACTIVE_DEADLINE_SECONDS"),
+        timeout_seconds=_optional_int(environ, "TEP_TIMEOUT_SECONDS"),
     )
 
 
@@ -100,6 +104,11 @@ def _int(environ: Mapping[str, str], var: str, default: int, *, minimum: int) ->
     if not raw.isascii() or not raw.isdigit() or int(raw) < minimum:
         raise SettingsError(f"{var}: expected an integer >= {minimum}, got {raw!r}")
     return int(raw)
+
+
+def _optional_int(environ: Mapping[str, str], var: str) -> int | None:
+    """An integer >= 1, or None when unset (no limit)."""
+    return _int(environ, var, 0, minimum=1) or None
 
 
 def _choice(environ: Mapping[str, str], var: str, default: str, choices: tuple[str, ...]) -> str:

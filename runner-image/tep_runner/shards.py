@@ -37,6 +37,7 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]], report_path: str) ->
         "shards": len(summaries),
         "reportPath": report_path,
         "failedTests": [test for s in summaries for test in s["failedTests"]],
+        "timedOut": [test for s in summaries for test in s.get("timedOut", [])],
         "runId": summaries[0]["runId"],
         "startTime": min(s["startTime"] for s in summaries),
     }

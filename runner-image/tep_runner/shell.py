@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import secrets
@@ -18,18 +19,20 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, TextIO
 
 from filelock import FileLock
 
-from tep_runner import gitclone, retention, shards
+from tep_runner import gitclone, retention, shards, stopping
 from tep_runner.command import INI_FILES, collect_command, pytest_command
 from tep_runner.message import termination_message
 from tep_runner.runid import run_id_for
 from tep_runner.settings import Settings, SettingsError, settings_from_env
 from tep_runner.summary import EXIT_CODES, empty_summary, summarize
 
-INTERRUPT_GRACE_SECONDS = 20  # pytest writes its JUnit XML and HTML report on SIGINT; give it time to
+POLL_SECONDS = 0.1  # how often the runner looks at pytest, the clock and the signals it received
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run(environ: Mapping[str, str], *, stdout: TextIO | None = None) -> int:
@@ -64,15 +67,44 @@ class _Run:
         shard_dir = f"shard-{settings.shard_index}" if settings.shards > 1 else ""
         self.out_dir = self.run_dir / shard_dir
         self.rel_dir = Path(settings.namespace, settings.plan, self.run_id, shard_dir)
+        self.began = time.monotonic()  # the deadline counts from here
+        self.stop_cause = ""  # why the run is being stopped: the deadline or a signal (stopping.py)
+        self.stopped_pytest = False  # the stop came while pytest ran, so the runner stopped it
+        # The plugin's progress record (stopping.py), and the stop's cause written for it.
+        self.progress_file: Path | None = None
+        self.stop_file: Path | None = None
 
     def execute(self) -> int:
+        # SIGTERM (the kubelet at the pod's deadline, a deletion, `kill`) and SIGINT (Ctrl-C) stop the run the
+        # same way: pytest is asked to stop and every artifact is still written. Only the main thread may.
+        handlers = (
+            {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+            if threading.current_thread() is threading.main_thread()
+            else {}
+        )
         try:
-            summary = self._run()
-        except (OSError, subprocess.SubprocessError, ET.ParseError) as e:
-            self._say(f"the run broke: {e}")
-            summary = self._empty("Error", f"the run broke: {e}")
-        _write_termination_log(str(self.settings.termination_log or ""), summary, self.out)
+            try:
+                summary = self._run()
+            except (OSError, subprocess.SubprocessError, ET.ParseError) as e:
+                self._say(f"the run broke: {e}")
+                summary = self._empty("Error", f"the run broke: {e}")
+            _write_termination_log(str(self.settings.termination_log or ""), summary, self.out)
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
         return EXIT_CODES[summary["result"]]
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only noted here; the loop waiting for pytest acts on it (a handler may run at any bytecode).
+        if not self.stop_cause:
+            self.stop_cause = stopping.signal_cause(
+                signum, time.monotonic() - self.began, self.settings.deadline_seconds
+            )
+
+    def _check_deadline(self) -> None:
+        deadline = self.settings.deadline_seconds
+        if deadline is not None and not self.stop_cause and time.monotonic() - self.began >= deadline:
+            self.stop_cause = stopping.deadline_cause(deadline)
 
     def _run(self) -> dict[str, Any]:
         s = self.settings
@@ -113,12 +145,21 @@ class _Run:
                     return self._empty("Passed", "")
                 ids_file = tmp / "shard-ids.txt"
                 ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
-        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file, ini)
+        self._check_deadline()
+        if self.stop_cause:  # before pytest started (or while it collected for the shards)
+            return self._empty("Error", stopping.stop_reason(self.stop_cause, ()))
+        self.progress_file = progress_file = tmp / "progress.jsonl"
+        self.stop_file = tmp / "stop-cause.txt"
+        command = pytest_command(
+            s, self.out_dir, tmp / "cache", sys.executable, ids_file, ini,
+            progress_file=progress_file, stop_file=self.stop_file,
+        )  # fmt: skip
         began = time.monotonic()
         code = self._stream(command, self.out_dir / "pytest.log")
         duration = time.monotonic() - began
         junit = self.out_dir / "junit.xml"
         report = "report.html" if (self.out_dir / "report.html").exists() else "pytest.log"
+        progress = self._progress()
         return summarize(
             junit_xml=junit.read_text() if junit.exists() else None,
             log_text=(self.out_dir / "pytest.log").read_text(errors="replace"),
@@ -129,10 +170,20 @@ class _Run:
             report_path=str(self.rel_dir / report),
             run_id=self.run_id,
             start_time=self.start.isoformat(),
+            stopped_by=self.stop_cause if self.stopped_pytest else "",
+            progress=progress,
         )
 
     def _stream(self, command: list[str], log_path: Path) -> int:
-        """Run a command in the tests folder; its output goes to `out` as it comes and into `log_path`."""
+        """Run a command in the tests folder; its output goes to `out` as it comes and into `log_path`.
+
+        At the deadline or on a signal the command is stopped (`_stop`). Its own session, so that Ctrl-C
+        reaches the runner only, and so that whatever it leaves behind can be killed with it at the end.
+        """
+        self._check_deadline()
+        if self.stop_cause:
+            self.stopped_pytest = True  # stopped before it could start
+            return -signal.SIGINT
         self._say(f"running: {' '.join(command)}")
         with (
             log_path.open("wb") as log,
@@ -142,29 +193,61 @@ class _Run:
                 env=self.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             ) as proc,
         ):
             assert proc.stdout is not None
-            try:
-                self._copy(proc.stdout, log)
-            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM at activeDeadlineSeconds (see __main__)
-                self._say("interrupted: stopping pytest")
-                proc.send_signal(signal.SIGINT)
-                # Keep reading (pytest's last words, and a full pipe would block it), but not forever.
-                deadline = threading.Timer(INTERRUPT_GRACE_SECONDS, proc.kill)
-                deadline.start()
-                self._copy(proc.stdout, log)
-                deadline.cancel()
-            return proc.wait()
+            reader = threading.Thread(target=self._copy, args=(proc.stdout, log), daemon=True)
+            reader.start()
+            while proc.poll() is None and not self.stop_cause:
+                time.sleep(POLL_SECONDS)
+                self._check_deadline()
+            if proc.poll() is None:
+                self._stop(proc)
+            code = proc.wait()
+            # A process a test started may still hold the output pipe: the run leaves nothing behind.
+            _kill(proc.pid, group=True)
+            reader.join(timeout=5)
+            return code
+
+    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+        """Ask pytest to stop (SIGINT) and give it STOP_SECONDS to write its reports; kill it after that."""
+        self._say(f"{self.stop_cause}: stopping pytest")
+        self.stopped_pytest = True
+        if self.stop_file:
+            self.stop_file.write_text(self.stop_cause)  # the plugin's words for the tests it reports stopped
+        proc.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        while proc.poll() is None and time.monotonic() - began < stopping.ACK_SECONDS:
+            if self._progress().acknowledged:
+                # The controller has reported the running tests and takes no more events from its workers;
+                # a worker blocked in a test would hold its teardown for 5-10 s (execnet's timeouts).
+                for child in _children(proc.pid):
+                    _kill(child)
+                break
+            time.sleep(POLL_SECONDS)
+        try:
+            proc.wait(timeout=max(stopping.STOP_SECONDS - (time.monotonic() - began), 0))
+        except subprocess.TimeoutExpired:
+            self._say(f"pytest did not stop within {stopping.STOP_SECONDS} s: killing it")
+            _kill(proc.pid, group=True)
+
+    def _progress(self) -> stopping.Progress:
+        path = self.progress_file
+        if path is None or not path.exists():
+            return stopping.Progress()
+        return stopping.read_progress(path.read_text(errors="replace").splitlines())
 
     def _copy(self, source: IO[bytes], log: IO[bytes]) -> None:
         # Chunks, not lines: pytest's progress dots of one file share a line, and `kubectl logs -f` should
         # show them as they come.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while chunk := os.read(source.fileno(), 65536):
-            log.write(chunk)
-            self.out.write(decoder.decode(chunk))
-            self.out.flush()
+        # Closed under it only when a process that escaped pytest's session kept the pipe open (_stream).
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := os.read(source.fileno(), 65536):
+                log.write(chunk)
+                self.out.write(decoder.decode(chunk))
+                self.out.flush()
 
     def _prune(self) -> None:
         entries = []
@@ -250,6 +333,24 @@ def _write_termination_log(path: str, summary: Mapping[str, Any], out: TextIO) -
         Path(path).write_text(termination_message(summary))
     except OSError as e:
         out.write(f"tep-runner: cannot write the termination message to {path}: {e}\n")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (xdist's workers of a controller); none where /proc is missing."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill(pid: int, *, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError):  # gone already (a group: nothing left in it)
+        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
 
 
 def _write_atomic(path: Path, text: str) -> None:

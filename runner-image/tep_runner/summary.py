@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tep_runner.plugin import WORKERS_LINE
+from tep_runner.stopping import Progress, stop_reason
 
 EXIT_CODES = {"Passed": 0, "Failed": 1, "Error": 2}
 # pytest's exit codes that mean the run itself broke (https://docs.pytest.org/en/stable/reference/exit-codes.html)
@@ -65,6 +66,26 @@ def counts_from_junit(xml_text: str) -> Counts:
     return Counts(**tally, failed_tests=tuple(failed_tests), collection_errors=tuple(collection_errors))
 
 
+def counts_from_progress(progress: Progress) -> Counts:
+    """Counts from the plugin's progress record, for a run whose pytest was killed before it wrote junit.xml.
+
+    A test still running then counts as failed (timed out), like the tests the plugin reported stopped.
+    """
+    outcomes = dict(progress.outcomes) | dict.fromkeys(progress.hit, "failed")
+    tally = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0}
+    failed_tests: list[str] = []
+    for test, result in outcomes.items():
+        if result in ("failed", "error"):
+            tally["failed" if result == "failed" else "errors"] += 1
+            failed_tests.append(test)
+        elif result == "skipped":
+            tally["skipped"] += 1
+        elif result in ("passed", "flaky"):
+            tally["passed"] += 1
+            tally["flaky"] += result == "flaky"
+    return Counts(**tally, failed_tests=tuple(failed_tests), collection_errors=())
+
+
 def nodeid(file: str, classname: str, name: str) -> str:
     """Invert pytest's junit naming: classname is the file's dotted path (no .py) followed by its classes."""
     if not file:
@@ -119,10 +140,23 @@ def summarize(
     report_path: str,
     run_id: str,
     start_time: str,
+    stopped_by: str = "",
+    progress: Progress | None = None,
 ) -> dict[str, object]:
-    """The summary.json document of one pytest run (a shard's, when sharded)."""
-    counts = counts_from_junit(junit_xml) if junit_xml else Counts()
+    """The summary.json document of one pytest run (a shard's, when sharded).
+
+    `stopped_by`: why the runner stopped pytest (stopping.py), "" when pytest ran to its end; `progress`:
+    the plugin's record (the tests a stop hit, those pytest-timeout failed; the counts when pytest was killed
+    before it wrote junit.xml).
+    """
+    progress = progress or Progress()
+    counts = counts_from_junit(junit_xml) if junit_xml else counts_from_progress(progress)
     result, reason = outcome(exit_code, counts, log_text)
+    if stopped_by:
+        result, reason = "Error", stop_reason(stopped_by, progress.hit)
+    # Without a stop, a test still running when pytest died crashed (counted failed), it did not time out.
+    timed_out = list(progress.timed_out if stopped_by else progress.pytest_timeouts)
+    failed_tests = [*counts.failed_tests, *(t for t in timed_out if t not in counts.failed_tests)]
     return empty_summary(result, reason, shard, shards, report_path, run_id, start_time) | {
         "total": counts.total,
         "passed": counts.passed,
@@ -132,7 +166,8 @@ def summarize(
         "flaky": counts.flaky,
         "durationSeconds": round(duration_seconds, 3),
         "workers": workers_from_log(log_text),
-        "failedTests": list(counts.failed_tests),
+        "failedTests": failed_tests,
+        "timedOut": timed_out,
         "pytestExitCode": exit_code,
     }
 
@@ -156,6 +191,7 @@ def empty_summary(
         "shards": shards,
         "reportPath": report_path,
         "failedTests": [],
+        "timedOut": [],  # tests stopped at the deadline or on a signal, and tests failed by pytest-timeout
         "runId": run_id,
         "startTime": start_time,
     }

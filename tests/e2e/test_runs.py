@@ -10,6 +10,7 @@ runner pod must be admitted under it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tep_operator.cronjob import TERMINATION_GRACE_SECONDS
 from tep_operator.runs import COUNTS
 
 KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
@@ -305,3 +307,182 @@ def test_mixed_run_fails(kubectl, wait_until, tep_namespace, tep_operator):
     # a failed run's Job ends Failed (BackoffLimitExceeded): still, the counts are the pod's
     summary = assert_counts_from_message(last, pods[0])
     assert summary["failedTests"] == last["failedTests"], (summary, last)
+
+
+# -- a test that hangs past the deadline ------------------------------------------------------
+
+HANG_DEADLINE = 30
+HANGING_TEST = "test_deadline.py::test_hang"
+HANGING_SUITE = """\
+import time
+
+
+def test_quick_a():
+    pass
+
+
+def test_quick_b():
+    pass
+
+
+def test_hang():
+    time.sleep(600)
+"""
+# Run in a pod that mounts the reports claim read-only: what the run left on the volume, as JSON.
+READ_RUN_FOLDER = """\
+import html, json, pathlib, re, sys
+import xml.etree.ElementTree as ET
+
+run = pathlib.Path("/reports") / sys.argv[1]
+out = {"files": sorted(p.name for p in run.iterdir())}
+out["summary"] = json.loads((run / "summary.json").read_text())
+out["junit"] = {
+    f"{c.get('file')}::{c.get('name')}": "failed" if c.find("failure") is not None else "passed"
+    for c in ET.parse(run / "junit.xml").iter("testcase") if c.get("name")
+}
+blob = re.search(r'data-jsonblob="([^"]*)"', (run / "report.html").read_text()).group(1)
+out["html"] = {k: v[-1]["result"] for k, v in json.loads(html.unescape(blob))["tests"].items()}
+print(json.dumps(out))
+"""
+
+
+def read_run_folder(kubectl, wait_until, namespace: str, folder: str, node: str) -> dict[str, Any]:
+    """The run folder's files, read by a short-lived pod (restricted, read-only) mounting the claim.
+
+    No DNS and no Service are needed: the pod's log carries the answer. It runs the runner image, which is
+    on the nodes already and has Python, on the runner pod's node: a ReadWriteOnce claim, or a class-less
+    hostPath volume made by hand, may hold the files on that node only.
+    """
+    name = "read-reports"
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchFields": [
+                                        {"key": "metadata.name", "operator": "In", "values": [node]}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "runAsGroup": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "read",
+                        "image": RUNNER_IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python", "-c", READ_RUN_FOLDER, folder],
+                        "securityContext": restricted,
+                        "volumeMounts": [{"name": "reports", "mountPath": "/reports", "readOnly": True}],
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "reports",
+                        "persistentVolumeClaim": {"claimName": "tep-reports", "readOnly": True},
+                    }
+                ],
+            },
+        }
+    )
+
+    def finished() -> str | None:
+        phase = (kubectl.get("pod", name, namespace) or {}).get("status", {}).get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_until(finished, SETTLE, f"pod {name} reading {folder}")
+    log = kubectl("logs", name, "-n", namespace)
+    assert phase == "Succeeded", f"reading the run folder failed:\n{log}"
+    return json.loads(log.strip().splitlines()[-1])
+
+
+def test_a_test_hanging_past_the_deadline_is_named_and_every_report_written(
+    kubectl, wait_until, tep_namespace, tep_operator, tmp_path
+):
+    ns, name = tep_namespace, "hang"
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_deadline.py").write_text(HANGING_SUITE)
+    prepare_namespace(kubectl, ns, "hang-tests", tests)
+    kubectl.apply(
+        {
+            "apiVersion": "tep.dev/v1alpha1",
+            "kind": "TestPlan",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "crontab": "@daily",
+                "enabled": False,
+                "activeDeadlineSeconds": HANG_DEADLINE,
+                "source": {"configMap": {"name": "hang-tests"}},
+                "pytest": {"workers": 2},
+            },
+        }
+    )
+    wait_until(
+        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
+        SETTLE,
+        "phase Suspended (enabled: false)",
+    )
+
+    proc = tep_run(ns, name)
+    assert proc.returncode == 2, f"tep run --wait should exit 2 (the run was stopped):\n{output_of(proc)}"
+    job = job_of(proc)
+
+    # -- the plan's status: the counts and names the runner reported, the deadline as the reason --------
+    body = wait_until(settled_after_run(kubectl, ns, name, job), SETTLE, "lastRun recorded, phase Suspended")
+    last = body["status"]["lastRun"]
+    assert last["result"] == "Error", last
+    # The kubelet's SIGTERM at the pod's deadline (the operator adds "DeadlineExceeded: spec.…"), or, if the
+    # kubelet acts a moment late, the runner's own timer: either way the reason names the deadline.
+    assert f"activeDeadlineSeconds ({HANG_DEADLINE} s) exceeded" in last["reason"], last
+    assert f"stopped while running {HANGING_TEST}" in last["reason"], last
+    assert (last["total"], last["passed"], last["failed"]) == (3, 2, 1), last
+    assert last["failedTests"] == [HANGING_TEST], last
+    assert last["timedOut"] == [HANGING_TEST], last
+
+    # -- the pod: stopped at its deadline, not after the 600 s the test sleeps ---------------------------
+    pods = runner_pods(kubectl, ns, name, job)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    pod = pods[0]
+    assert pod["spec"]["activeDeadlineSeconds"] == HANG_DEADLINE
+    assert pod["spec"]["terminationGracePeriodSeconds"] == TERMINATION_GRACE_SECONDS
+    terminated = runner_terminated(pod)
+    began = dt.datetime.fromisoformat(pod["status"]["startTime"].replace("Z", "+00:00"))
+    ended = dt.datetime.fromisoformat(terminated["finishedAt"].replace("Z", "+00:00"))
+    assert (ended - began).total_seconds() < HANG_DEADLINE + TERMINATION_GRACE_SECONDS, (began, ended)
+    assert terminated["exitCode"] == 2, terminated  # the runner's own exit (Error), not a kill
+    message = json.loads(terminated["message"])
+    assert message["timedOut"] == [HANGING_TEST] and message["failedTests"] == [HANGING_TEST], message
+
+    # -- the volume tells the same story ---------------------------------------------------------------
+    folder = last["reportPath"].rsplit("/", 1)[0]
+    found = read_run_folder(kubectl, wait_until, ns, folder, pod["spec"]["nodeName"])
+    assert {"summary.json", "junit.xml", "report.html", "pytest.log"} <= set(found["files"]), found["files"]
+    summary = found["summary"]
+    assert (summary["result"], summary["total"], summary["passed"], summary["failed"]) == ("Error", 3, 2, 1)
+    assert summary["failedTests"] == [HANGING_TEST] and summary["timedOut"] == [HANGING_TEST], summary
+    assert summary["reason"] in last["reason"], (summary["reason"], last["reason"])
+    quick = ["test_deadline.py::test_quick_a", "test_deadline.py::test_quick_b"]
+    assert found["junit"] == {quick[0]: "passed", quick[1]: "passed", HANGING_TEST: "failed"}, found["junit"]
+    assert found["html"] == {quick[0]: "Passed", quick[1]: "Passed", HANGING_TEST: "Failed"}, found["html"]

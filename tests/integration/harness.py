@@ -236,19 +236,32 @@ class Cluster:
         exit_code: int = 0,
         reason: str = "Completed",
         index: int = 0,
+        pod_reason: str | None = None,
     ) -> str:
         """The Job controller and the kubelet: a runner pod of `job` that ended with this
-        termination message; its name."""
+        termination message; its name.
+
+        `pod_reason` "DeadlineExceeded": the kubelet stopped the pod at its activeDeadlineSeconds (SIGTERM,
+        then the grace period); it records that in the pod's status.reason and message, once the container
+        has terminated.
+        """
         pod_name = self.create_pod(job, namespace, index)
         terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason}
         if message is not None:
             terminated["message"] = message
+        kubelet: dict[str, Any] = {}
+        if pod_reason == "DeadlineExceeded":  # the kubelet's own words (pkg/kubelet/active_deadline.go)
+            kubelet = {
+                "reason": pod_reason,
+                "message": "Pod was active on the node longer than the specified deadline",
+            }
         self.core.patch_namespaced_pod_status(
             pod_name,
             namespace,
             {
                 "status": {
-                    "phase": "Succeeded" if exit_code == 0 else "Failed",
+                    **kubelet,
+                    "phase": "Succeeded" if exit_code == 0 and not kubelet else "Failed",
                     "containerStatuses": [
                         {
                             "name": "runner",

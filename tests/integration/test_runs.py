@@ -115,6 +115,33 @@ def test_a_deadline_exceeded(scheduled: Cluster) -> None:
     assert last["reason"].startswith("DeadlineExceeded: the run exceeded spec.activeDeadlineSeconds")
 
 
+def test_a_pod_stopped_at_its_deadline_reports_what_its_runner_wrote(
+    cluster: Cluster, operator: OperatorThread
+) -> None:
+    """The kubelet stops the runner pod at activeDeadlineSeconds; the runner reported before it exited."""
+    cluster.create_plan(make_plan(activeDeadlineSeconds=30))
+    cluster.wait_status(lambda s: s.get("phase") == "Scheduled")
+    job = cluster.start_job("smoke-29012349")
+    assert job["spec"]["template"]["spec"]["activeDeadlineSeconds"] == 30  # the kubelet's, to the second
+    assert job["spec"]["activeDeadlineSeconds"] > 30  # the Job controller's, a backstop
+    hang = "tests/test_x.py::test_hang"
+    stopped = f"stopped by SIGTERM after 29.9 s (activeDeadlineSeconds is 30 s); stopped while running {hang}"
+    text = summary("Error", total=3, passed=2, failed=1, reason=stopped, failedTests=[hang], timedOut=[hang])
+    cluster.finish_pod(
+        "smoke-29012349", message=text, exit_code=2, reason="Error", pod_reason="DeadlineExceeded"
+    )
+    cluster.finish_job(
+        "smoke-29012349", failed_reason="BackoffLimitExceeded"
+    )  # the pod failed, backoffLimit 0
+    last = cluster.wait_status(lambda s: s.get("lastRun"))["lastRun"]
+    assert last["result"] == "Error"
+    assert last["reason"] == f"DeadlineExceeded: spec.activeDeadlineSeconds (30 s) exceeded; {stopped}"
+    assert (last["total"], last["passed"], last["failed"]) == (3, 2, 1)  # what the volume's summary.json says
+    assert last["failedTests"] == [hang] and last["timedOut"] == [hang]
+    (event,) = wait_for(lambda: cluster.events(reason="RunFailed"))
+    assert "spec.activeDeadlineSeconds (30 s) exceeded" in event.message and hang in event.message
+
+
 def test_history_is_capped_newest_first(scheduled: Cluster) -> None:
     for minute in range(5):
         scheduled.run(

@@ -3,10 +3,8 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -250,31 +248,6 @@ def test_missing_tests_folder(run_runner, tmp_path):
     assert result.code == 2
     assert result.message["reason"] == f"TEP_TESTS_DIR: {tmp_path / 'nowhere'} is not a directory"
     assert result.summary(result.plan_dir / "latest")["result"] == "Error"
-
-
-def test_sigterm_at_the_deadline_still_reports(runner_env, write_suite, tmp_path):
-    started = tmp_path / "started"
-    suite = {"test_slow.py": f"""
-        import pathlib, time
-
-        def test_quick():
-            pass
-
-        def test_slow():
-            pathlib.Path({str(started)!r}).touch()
-            time.sleep(60)
-    """}  # fmt: skip
-    env = os.environ | runner_env(write_suite("suite", suite), TEP_DIST="no")
-    proc = subprocess.Popen([sys.executable, "-m", "tep_runner"], env=env, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not started.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)  # what Kubernetes sends at activeDeadlineSeconds
-    output = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 2, output
-    message = json.loads((tmp_path / "termination-log").read_text())
-    assert (message["result"], message["passed"]) == ("Error", 1)
-    assert message["reason"].startswith("interrupted")
 
 
 def test_the_suites_own_ini_counts_and_a_folder_above_does_not(run_runner, write_suite, tmp_path):

@@ -6,8 +6,16 @@ import pytest
 
 from tep_operator import names
 from tep_operator.config import OperatorConfig
-from tep_operator.cronjob import drifted, render_cronjob, render_manual_job, same_spec
+from tep_operator.cronjob import (
+    JOB_DEADLINE_MARGIN_SECONDS,
+    TERMINATION_GRACE_SECONDS,
+    drifted,
+    render_cronjob,
+    render_manual_job,
+    same_spec,
+)
 from tep_operator.plan import read_plan
+from tep_runner.stopping import STOP_SECONDS
 
 CONFIG = OperatorConfig(
     runner_image="registry.local/tep-runner:1",
@@ -70,7 +78,13 @@ def test_enabled_false_suspends() -> None:
 
 def test_job_runs_once_within_its_deadline() -> None:
     job = render(activeDeadlineSeconds=900)["spec"]["jobTemplate"]["spec"]
-    assert job["activeDeadlineSeconds"] == 900
+    # The kubelet enforces the pod's deadline to the second and keeps the pod and its termination message;
+    # the Job's comes later, only as a backstop, after the pod's grace period for the runner to write.
+    assert job["template"]["spec"]["activeDeadlineSeconds"] == 900
+    assert job["template"]["spec"]["terminationGracePeriodSeconds"] == TERMINATION_GRACE_SECONDS
+    assert TERMINATION_GRACE_SECONDS > STOP_SECONDS  # the runner's longest stop, and time to write after it
+    assert job["activeDeadlineSeconds"] == 900 + JOB_DEADLINE_MARGIN_SECONDS
+    assert JOB_DEADLINE_MARGIN_SECONDS > TERMINATION_GRACE_SECONDS
     assert job["backoffLimit"] == 0
     assert job["template"]["spec"]["restartPolicy"] == "Never"
     assert "completionMode" not in job
@@ -352,3 +366,10 @@ def test_the_spec_hash_tells_a_changed_rendering() -> None:
     assert not same_spec(render(crontab="0 6 * * *"), first)
     assert not same_spec(render(env=[{"name": "A", "value": "1"}]), first)
     assert not same_spec(render(), {"metadata": {"annotations": {}}})
+
+
+def test_the_runner_knows_the_deadline_and_the_per_test_timeout() -> None:
+    e = env(render(activeDeadlineSeconds=30, pytest={"timeoutSeconds": 20}))
+    assert (e["TEP_ACTIVE_DEADLINE_SECONDS"], e["TEP_TIMEOUT_SECONDS"]) == ("30", "20")
+    assert "TEP_TIMEOUT_SECONDS" not in env(render())  # unset: the suite's own pytest-timeout setting
+    assert env(render())["TEP_ACTIVE_DEADLINE_SECONDS"] == "3600"

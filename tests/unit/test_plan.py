@@ -204,6 +204,8 @@ def test_good_workers(workers: object) -> None:
         ({"pytest": {"reruns": -1}}, "spec.pytest.reruns", "between 0 and 10"),
         ({"pytest": {"reruns": 11}}, "spec.pytest.reruns", "between 0 and 10"),
         ({"activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds", "at least 1"),
+        ({"pytest": {"timeoutSeconds": 0}}, "spec.pytest.timeoutSeconds", "at least 1"),
+        ({"pytest": {"timeoutSeconds": "1m"}}, "spec.pytest.timeoutSeconds", "must be a whole number"),
         ({"startingDeadlineSeconds": 5}, "spec.startingDeadlineSeconds", "at least 10"),
         ({"reports": {"keepLast": 0}}, "spec.reports.keepLast", "at least 1"),
         ({"reports": {"maxAgeDays": 0}}, "spec.reports.maxAgeDays", "at least 1"),

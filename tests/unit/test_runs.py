@@ -136,6 +136,47 @@ def test_deadline_exceeded() -> None:
     assert run["reason"] == "DeadlineExceeded: the run exceeded spec.activeDeadlineSeconds and was stopped"
 
 
+HANG = "tests/test_x.py::test_hang"
+STOPPED = f"stopped by SIGTERM after 29.8 s (activeDeadlineSeconds is 30 s); stopped while running {HANG}"
+
+
+def deadline_pod(text: str | None, exit_code: int = 2) -> dict:
+    """A runner pod the kubelet failed at its activeDeadlineSeconds (after SIGTERM and the runner's exit)."""
+    killed = pod(text=text, terminated={"exitCode": exit_code, "reason": "Error"}, reason="DeadlineExceeded")
+    killed["status"]["message"] = "Pod was active on the node longer than the specified deadline"
+    killed["spec"] = {"activeDeadlineSeconds": 30}
+    return killed
+
+
+@pytest.mark.parametrize("job_reason", ["BackoffLimitExceeded", "DeadlineExceeded"])
+def test_a_deadline_killed_pod_with_a_message_gives_its_counts_and_names_the_deadline(
+    job_reason: str,
+) -> None:
+    text = message(
+        result="Error", total=3, passed=2, failed=1, reason=STOPPED, failedTests=[HANG], timedOut=[HANG]
+    )
+    run = run_result(job(condition="Failed", reason=job_reason), [deadline_pod(text)])
+    assert run["result"] == "Error"
+    assert run["reason"] == f"DeadlineExceeded: spec.activeDeadlineSeconds (30 s) exceeded; {STOPPED}"
+    assert (run["total"], run["passed"], run["failed"]) == (3, 2, 1)
+    assert run["failedTests"] == [HANG] and run["timedOut"] == [HANG]
+    assert run["durationSeconds"] == 3.6  # the runner's own
+
+
+def test_a_deadline_killed_pod_keeps_a_verdict_the_runner_completed() -> None:
+    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded"), [deadline_pod(message(), 0)])
+    assert run["result"] == "Passed" and "reason" not in run and "timedOut" not in run
+
+
+def test_a_deadline_killed_pod_without_a_message() -> None:
+    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded"), [deadline_pod(None, 137)])
+    assert run["result"] == "Error"
+    assert (
+        run["reason"]
+        == "DeadlineExceeded: spec.activeDeadlineSeconds (30 s) exceeded; the runner left no summary"
+    )
+
+
 def test_image_pull_failure_and_eviction() -> None:
     pulled = run_result(
         job(condition="Failed", reason="DeadlineExceeded"),
