@@ -59,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("plan")
     rp.add_argument("-n", "--namespace", default=None)
     rp.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    rp.add_argument(
+        "--open", action="store_true", help="the reports server's port-forward line and the plan's URL"
+    )
+    rp.add_argument("--release", default="tep-operator", help="the chart's release name (with --open)")
+    rp.add_argument("--release-namespace", default="tep-system", help="the chart's namespace (with --open)")
+
+    from tep_operator.browser.app import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPORTS
+
+    sv = commands.add_parser(
+        "serve", help="the report browser: plans, runs, trends and reports over a folder"
+    )
+    sv.add_argument("--reports", type=pathlib.Path, default=DEFAULT_REPORTS, help="reports root")
+    sv.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    sv.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     return parser
 
 
@@ -117,6 +131,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.local:
         from tep_operator.local import LocalRunError, run_local
+
         if not args.file:
             print("tep run --local: give the plan with -f PLAN.yaml", file=sys.stderr)
             return 2
@@ -207,7 +222,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    plan = _kube(args.kubeconfig).get_plan(_namespace(args), args.plan)
+    namespace = _namespace(args)
+    if args.open:
+        return open_report(namespace, args.plan, args.release, args.release_namespace)
+    plan = _kube(args.kubeconfig).get_plan(namespace, args.plan)
     last = (plan.get("status") or {}).get("lastRun") or {}
     if not last.get("reportPath"):
         print(f"tep: {args.plan} has no report yet", file=sys.stderr)
@@ -220,7 +238,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"operator": cmd_operator, "run": cmd_run, "status": cmd_status, "report": cmd_report}
+def open_report(namespace: str, plan: str, release: str, release_namespace: str) -> int:
+    """Print how to reach the chart's reports server and the plan's page; open it when a browser is here."""
+    import webbrowser
+
+    from tep_operator.browser.app import DEFAULT_PORT
+
+    url = f"http://127.0.0.1:{DEFAULT_PORT}/plans/{namespace}/{plan}"
+    service = f"svc/{release}-reports"  # the chart's reports Service (templates/reports-server.yaml)
+    print(f"kubectl -n {release_namespace} port-forward {service} {DEFAULT_PORT}:80")
+    print(url)
+    if webbrowser.open(url):
+        print("tep: opened in a browser (the page answers once the port-forward runs)", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tep_operator.browser.app import serve
+
+    if not args.reports.is_dir():
+        print(f"tep serve: {args.reports} is not a folder (run a plan first: tep run --local -f PLAN.yaml)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    serve(args.reports, args.host, args.port)
+    return 0
+
+
+COMMANDS = {
+    "operator": cmd_operator,
+    "run": cmd_run,
+    "status": cmd_status,
+    "report": cmd_report,
+    "serve": cmd_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,10 +48,8 @@ TIMED_OUT_MESSAGE = "stopped by the deadline"
 
 
 @dataclass(frozen=True)
-class TestResult:
+class Result:
     """One test in one run, from the run's junit.xml (the group of its <testcase> elements)."""
-
-    __test__ = False  # not a pytest test class
 
     outcome: str
     seconds: float
@@ -65,11 +63,11 @@ def trigger_of(job_name: str, run_id: str) -> str:
     return TRIGGER_SCHEDULE if job_minutes(job_name) is not None and not run_id else TRIGGER_MANUAL
 
 
-def tests_from_junit(xml_text: str) -> dict[str, TestResult]:
+def tests_from_junit(xml_text: str) -> dict[str, Result]:
     """Each test of pytest's JUnit XML (xunit1), by node id.
 
-    pytest-rerunfailures writes one <testcase> per attempt: a test whose attempts hold a failure or an
-    error and whose last attempt passed is flaky; otherwise the worst attempt decides. The duration is
+    pytest-rerunfailures adds a <testcase> for each rerun attempt: a test with several whose last passed
+    is flaky (as summary.counts_from_junit counts it); otherwise the worst attempt decides. The duration is
     the sum over attempts.
     """
     groups: dict[str, list[ET.Element]] = {}
@@ -81,21 +79,21 @@ def tests_from_junit(xml_text: str) -> dict[str, TestResult]:
     return {key: _result(cases) for key, cases in groups.items()}
 
 
-def _result(cases: Sequence[ET.Element]) -> TestResult:
+def _result(cases: Sequence[ET.Element]) -> Result:
     seconds = round(sum(float(case.get("time") or 0) for case in cases), 3)
     last = cases[-1]
     problems = [p for case in cases for p in (*case.iter("failure"), *case.iter("error"))]
-    if problems and len(cases) > 1 and not list(last) and _passed(last):
-        return TestResult(FLAKY, seconds, _message(problems[0]))
+    if len(cases) > 1 and _passed(last):  # the rerun attempts' <testcase> elements are often empty
+        return Result(FLAKY, seconds, _message(problems[0]) if problems else "passed on a rerun")
     for tag, outcome in (("failure", FAILED), ("error", ERROR)):
         found = [p for case in cases for p in case.iter(tag)]
         if found:
-            return TestResult(outcome, seconds, _message(found[-1]))
+            return Result(outcome, seconds, _message(found[-1]))
     skipped = last.find("skipped")
     if skipped is not None:
         outcome = XFAILED if skipped.get("type") == "pytest.xfail" else SKIPPED
-        return TestResult(outcome, seconds, skipped.get("message", ""))
-    return TestResult(PASSED, seconds, "")
+        return Result(outcome, seconds, skipped.get("message", ""))
+    return Result(PASSED, seconds, "")
 
 
 def _passed(case: ET.Element) -> bool:
@@ -108,12 +106,12 @@ def _message(element: ET.Element) -> str:
     return (element.get("message") or (lines[-1] if lines else ""))[:500]
 
 
-def build_record(summary: Mapping[str, Any], tests: Mapping[str, TestResult], trigger: str) -> dict[str, Any]:
+def build_record(summary: Mapping[str, Any], tests: Mapping[str, Result], trigger: str) -> dict[str, Any]:
     """One history record from a run's summary.json and its tests; keys missing from the summary count 0."""
     results = dict(tests)
     for test in summary.get("timedOut") or []:  # the tests a deadline stopped may be absent from the XML
         old = results.get(test)
-        results[test] = TestResult(FAILED, old.seconds if old else 0.0, TIMED_OUT_MESSAGE)
+        results[test] = Result(FAILED, old.seconds if old else 0.0, TIMED_OUT_MESSAGE)
     return {
         "v": VERSION,
         "runId": str(summary.get("runId", "")),

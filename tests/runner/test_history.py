@@ -1,5 +1,7 @@
 """The history format's pure functions, and the history a real run writes."""
 
+# ruff: noqa: E501  (JUnit XML lines)
+
 from datetime import UTC, datetime, timedelta
 
 from tep_runner import history
@@ -8,6 +10,8 @@ JUNIT = """<testsuites><testsuite name="pytest">
 <testcase classname="test_a" name="test_ok" file="test_a.py" time="0.5"/>
 <testcase classname="test_a" name="test_flaky" file="test_a.py" time="0.1"/>
 <testcase classname="test_a" name="test_flaky" file="test_a.py" time="0.2"><failure message="boom"/></testcase>
+<testcase classname="test_a" name="test_rerun" file="test_a.py" time="0.1"/>
+<testcase classname="test_a" name="test_rerun" file="test_a.py" time="0.1"/>
 <testcase classname="test_a" name="test_flaky" file="test_a.py" time="0.3"/>
 <testcase classname="test_a.TestK" name="test_bad" file="test_a.py" time="1"><failure message="no">x</failure></testcase>
 <testcase classname="test_a" name="test_err" file="test_a.py" time="0"><error message="fixture broke"/></testcase>
@@ -22,6 +26,7 @@ def test_tests_from_junit_groups_reruns():
     assert {k: v.outcome for k, v in tests.items()} == {
         "test_a.py::test_ok": "passed",
         "test_a.py::test_flaky": "flaky",
+        "test_a.py::test_rerun": "flaky",
         "test_a.py::TestK::test_bad": "failed",
         "test_a.py::test_err": "error",
         "test_a.py::test_skip": "skipped",
@@ -46,7 +51,11 @@ def test_append_replaces_the_same_run_and_trims_by_count_and_age():
     now = datetime(2026, 6, 1, tzinfo=UTC)
 
     def rec(i, age_days):
-        return {"v": 1, "runId": f"r{i}", "startTime": (now - timedelta(days=age_days, minutes=i)).isoformat()}
+        return {
+            "v": 1,
+            "runId": f"r{i}",
+            "startTime": (now - timedelta(days=age_days, minutes=i)).isoformat(),
+        }
 
     old = [rec(i, 1) for i in range(history.MAX_RUNS)] + [rec(9999, history.MAX_AGE_DAYS + 1)]
     kept = history.append(old, rec(-1, 0) | {"x": 1}, now)
