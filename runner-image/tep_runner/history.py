@@ -101,9 +101,14 @@ def _passed(case: ET.Element) -> bool:
 
 
 def _message(element: ET.Element) -> str:
-    """The message attribute, else the text's last line (pytest's "E   ..." line is near the end)."""
-    lines = (element.text or "").strip().splitlines()
-    return (element.get("message") or (lines[-1] if lines else ""))[:500]
+    """The message attribute; for a collection error (whose message is only "collection failure") or none,
+    the text's last "E   ..." line (the exception), else its last line."""
+    message = element.get("message") or ""
+    if message in ("", "collection failure"):
+        lines = [line.strip() for line in (element.text or "").splitlines() if line.strip()]
+        exceptions = [line[1:].strip() for line in lines if line.startswith("E ")]
+        message = (exceptions or lines or [message])[-1]
+    return message[:500]
 
 
 def build_record(summary: Mapping[str, Any], tests: Mapping[str, Result], trigger: str) -> dict[str, Any]:

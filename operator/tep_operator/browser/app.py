@@ -233,7 +233,8 @@ async def volume_file(request: web.Request) -> web.StreamResponse:
     kind = files.content_type(path)
     response: web.StreamResponse
     if kind.startswith("text/html"):
-        response = web.Response(body=files.with_storage_shim(path.read_bytes()), headers={"Content-Type": kind})
+        body = files.with_storage_shim(path.read_bytes())
+        response = web.Response(body=body, headers={"Content-Type": kind})
     else:
         response = web.FileResponse(path, headers={"Content-Type": kind})
     response.headers["Content-Security-Policy"] = FILE_CSP
