@@ -7,6 +7,7 @@ pygal embeds its configuration as a <script> for its optional tooltips; the brow
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 
@@ -51,6 +52,9 @@ def duration_chart(labels: Sequence[str], durations: Sequence[float]) -> str:
 
 def counts_chart(labels: Sequence[str], series: dict[str, Sequence[int]]) -> str:
     chart = _line("Tests per run", labels, tuple(COLOURS[name] for name in series))
+    top = max((v for values in series.values() for v in values), default=0)
+    step = max(1, math.ceil(top / 6))
+    chart.y_labels = list(range(0, top + step + 1, step))  # whole tests, not 0.2 of one
     for name, values in series.items():
         chart.add(name, list(values))
     return _svg(chart.render(is_unicode=True))

@@ -79,8 +79,8 @@ PLANS = """{% extends "base.html" %}{% block title %}Plans{% endblock %}{% block
 <td><a href="/?ns={{ p.namespace }}" class="muted">{{ p.namespace }}</a> / <a href="{{ plan_url(p) }}"><b>{{ p.plan }}</b></a></td>
 <td>{% if p.last %}<span class="badge {{ p.last.result }}">{{ p.last.result }}</span>{% else %}<span class="muted">no run yet</span>{% endif %}
 {% if p.in_progress %} <span class="badge Running">running</span>{% endif %}</td>
-<td>{% if p.red %}red since {{ ago(p.red_since) }} ({{ p.red_runs }} run{{ 's' if p.red_runs != 1 }}){% elif p.last %}<span class="muted">passing</span>{% endif %}</td>
-<td>{% if p.last_passed %}{{ ago(p.last_passed) }}{% else %}<span class="muted">never</span>{% endif %}</td>
+<td>{% if p.red %}red since {{ ago(p.red_since) }} ({{ p.red_runs }} run{{ 's' if p.red_runs != 1 }})<br><small class="muted">{{ stamp(p.red_since) }}</small>{% elif p.last %}<span class="muted">passing</span>{% endif %}</td>
+<td>{% if p.last_passed %}{{ ago(p.last_passed) }}<br><small class="muted">{{ stamp(p.last_passed) }}</small>{% else %}<span class="muted">never</span>{% endif %}</td>
 <td><div class="cells">{% for run_id, result, start in p.cells %}<a class="{{ result }}" href="{{ plan_url(p) }}/runs/{{ run_id }}" title="{{ run_id }}: {{ result }}"></a>{% endfor %}</div></td>
 <td class="num">{% if p.pass_rate is not none %}{{ (p.pass_rate * 100) | round | int }}%{% endif %}</td>
 <td class="spark">{{ spark(p.durations) | safe }}</td>
@@ -95,7 +95,7 @@ PLAN = """{% extends "base.html" %}{% block title %}{{ ns }}/{{ plan }}{% endblo
 <p class="muted"><a href="/">Plans</a> / <a href="/?ns={{ ns }}">{{ ns }}</a></p>
 <h1>{{ plan }} {% if s.last %}<span class="badge {{ s.last.result }}">{{ s.last.result }}</span>{% endif %}</h1>
 <div class="facts">
-<div><b>{% if s.red %}{{ ago(s.red_since) }}{% elif s.last %}passing{% else %}-{% endif %}</b>{% if s.red %}red since ({{ s.red_runs }} runs){% else %}state{% endif %}</div>
+<div><b>{% if s.red %}{{ ago(s.red_since) }}{% elif s.last %}passing{% else %}-{% endif %}</b>{% if s.red %}red since {{ stamp(s.red_since) }} ({{ s.red_runs }} runs){% else %}state{% endif %}</div>
 <div><b>{% if s.last_passed %}{{ ago(s.last_passed) }}{% else %}never{% endif %}</b>last passed</div>
 <div><b>{% if s.pass_rate is not none %}{{ (s.pass_rate * 100) | round | int }}%{% else %}-{% endif %}</b>pass rate, last {{ s.cells | length }} runs</div>
 <div><b>{{ s.runs }}</b>runs in history</div>
