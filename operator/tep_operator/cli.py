@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--open", action="store_true", help="the reports server's port-forward line and the plan's URL"
     )
-    rp.add_argument("--release", default="tep-operator", help="the chart's release name (with --open)")
-    rp.add_argument("--release-namespace", default="tep-system", help="the chart's namespace (with --open)")
+    rp.add_argument("--service", default="tep-operator-reports", help="the chart's reports Service (--open)")
+    rp.add_argument("--service-namespace", default="tep-system", help="that Service's namespace (--open)")
 
     from tep_operator.browser.app import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPORTS
 
@@ -224,7 +224,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     namespace = _namespace(args)
     if args.open:
-        return open_report(namespace, args.plan, args.release, args.release_namespace)
+        return open_report(namespace, args.plan, args.service, args.service_namespace)
     plan = _kube(args.kubeconfig).get_plan(namespace, args.plan)
     last = (plan.get("status") or {}).get("lastRun") or {}
     if not last.get("reportPath"):
@@ -238,15 +238,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_report(namespace: str, plan: str, release: str, release_namespace: str) -> int:
-    """Print how to reach the chart's reports server and the plan's page; open it when a browser is here."""
+def open_report(namespace: str, plan: str, service: str, service_namespace: str) -> int:
+    """Print how to reach the chart's reports server (templates/reports-server.yaml) and the plan's page;
+    open the page when a browser is here."""
     import webbrowser
 
     from tep_operator.browser.app import DEFAULT_PORT
 
     url = f"http://127.0.0.1:{DEFAULT_PORT}/plans/{namespace}/{plan}"
-    service = f"svc/{release}-reports"  # the chart's reports Service (templates/reports-server.yaml)
-    print(f"kubectl -n {release_namespace} port-forward {service} {DEFAULT_PORT}:80")
+    print(f"kubectl -n {service_namespace} port-forward svc/{service} {DEFAULT_PORT}:80")
     print(url)
     if webbrowser.open(url):
         print("tep: opened in a browser (the page answers once the port-forward runs)", file=sys.stderr)
