@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from tep_runner import history
 DEFAULT_REPORTS = Path("tep-reports")  # the folder `tep run --local` writes by default
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-PLANS_PER_PAGE = 200
+PLANS_PER_PAGE = 100
 # Our own pages run no script and load nothing from elsewhere.
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
@@ -65,6 +66,7 @@ def serve(reports: Path, host: str, port: int) -> None:
 
 @web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    began = time.perf_counter()
     if files.encoded_escape(request.rel_url.raw_path):
         response: web.StreamResponse = _error(request, 404, "Not found.")
     else:
@@ -77,6 +79,8 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Cache-Control", "no-cache")
+    # The time spent building the response (bench/browser.py reads it).
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - began) * 1000:.1f}"
     return response
 
 
@@ -92,7 +96,7 @@ def _page(request: web.Request, template: str, status: int = 200, **context: Any
 
 
 def _json(data: Any) -> web.Response:
-    return web.Response(text=json.dumps(data, indent=1), content_type="application/json")
+    return web.Response(text=json.dumps(data), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:

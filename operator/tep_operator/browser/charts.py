@@ -15,6 +15,8 @@ import pygal  # type: ignore[import-untyped]  # pygal publishes no type informat
 from pygal.style import Style  # type: ignore[import-untyped]
 
 _SCRIPT = re.compile(r"<script.*?</script>", re.DOTALL)
+# A sparkline needs only its line: pygal's comments, fonts, title and empty overlay groups go.
+_SPARK_EXTRAS = re.compile(r"<!--.*?-->|<defs>.*?</defs>|<title>.*?</title>|<g[^>]*/>", re.DOTALL)
 _STYLE = Style(
     background="transparent",
     plot_background="#ffffff",
@@ -41,7 +43,7 @@ def sparkline(durations: tuple[float, ...]) -> str:
         return ""
     chart = pygal.Line(js=[], css=[], show_dots=False, disable_xml_declaration=True)
     chart.add("", [round(d, 1) for d in durations])
-    return _svg(chart.render_sparkline(width=120, height=28))
+    return _SPARK_EXTRAS.sub("", _svg(chart.render_sparkline(width=120, height=28)))
 
 
 def duration_chart(labels: Sequence[str], durations: Sequence[float]) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 RUN_FILES = ("report.html", "junit.xml", "summary.json", "pytest.log")
 FULL_PLANS_CACHED = 16  # plans whose every run (with per-test outcomes) stays in memory
 Signature = tuple[int, int, int, int]
+# The plans page re-checks every plan's signature at most this often (a new run shows within it).
+REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,19 @@ class Store:
         self._lock = threading.Lock()
         self._summaries: dict[tuple[str, str], tuple[Signature, model.PlanSummary]] = {}
         self._full: OrderedDict[tuple[str, str], tuple[Signature, PlanData]] = OrderedDict()
+        self._checked = -REFRESH_SECONDS  # time.monotonic() of the last sweep of summaries()
+        self._list: list[model.PlanSummary] = []
 
     def plan_names(self) -> list[tuple[str, str]]:
         """(namespace, plan) of every plan folder: real folders only (a planted link is not followed)."""
         return [(ns, plan) for ns in _folders(self.root) for plan in _folders(self.root / ns)]
 
     def summaries(self) -> list[model.PlanSummary]:
-        found = []
+        """Every plan's summary; the volume is swept at most once per REFRESH_SECONDS."""
         with self._lock:
+            if time.monotonic() - self._checked < REFRESH_SECONDS:
+                return self._list
+            found = []
             names = self.plan_names()
             for key in set(self._summaries) - set(names):
                 del self._summaries[key]
@@ -82,7 +90,8 @@ class Store:
                     cached = (signature, self._load(key, signature).summary())
                     self._summaries[key] = cached
                 found.append(cached[1])
-        return found
+            self._list, self._checked = found, time.monotonic()
+            return found
 
     def plan(self, namespace: str, plan: str) -> PlanData | None:
         if not (NAME.fullmatch(namespace) and NAME.fullmatch(plan)) or plan not in _folders(
@@ -121,8 +130,14 @@ class Store:
         return [str((folder / n).relative_to(self.root)) for n in ordered if not n.startswith(".")]
 
     def _signature(self, namespace: str, plan: str) -> Signature:
-        plan_dir = self.root / namespace / plan
-        return (*_stat(plan_dir)[:1], *_stat(plan_dir / history.FILE), *_stat(plan_dir / LATEST)[:1])
+        plan_dir = (
+            f"{self.root}/{namespace}/{plan}"  # strings: a thousand pathlib joins cost more than the stats
+        )
+        return (
+            *_stat(plan_dir)[:1],
+            *_stat(f"{plan_dir}/{history.FILE}"),
+            *_stat(f"{plan_dir}/{LATEST}")[:1],
+        )
 
     def _load(self, key: tuple[str, str], signature: Signature) -> PlanData:
         cached = self._full.get(key)
@@ -172,7 +187,7 @@ def _folders(path: Path) -> list[str]:
     return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and NAME.fullmatch(e.name))
 
 
-def _stat(path: Path) -> tuple[int, int]:
+def _stat(path: str) -> tuple[int, int]:
     """(modification time, size) of what `path` points to; (0, 0) when absent."""
     try:
         found = os.stat(path)
