@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -46,6 +47,7 @@ def make_app(reports: Path) -> web.Application:
     )
     env.globals.update(ago=_ago, stamp=_stamp, short=_short, spark=charts.sparkline)
     app[TEMPLATES] = env
+    app.on_startup.append(_warm)
     app.router.add_get("/", plans_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/plans/{ns}/{plan}", plan_page)
@@ -57,6 +59,11 @@ def make_app(reports: Path) -> web.Application:
     app.router.add_get("/api/plans/{ns}/{plan}/runs/{run}", api_run)
     app.router.add_get("/api/plans/{ns}/{plan}/tests", api_test)
     return app
+
+
+async def _warm(app: web.Application) -> None:
+    """Read every plan once in the background, so that the first visitor does not wait for it."""
+    asyncio.get_running_loop().run_in_executor(None, app[STORE].summaries)
 
 
 def serve(reports: Path, host: str, port: int) -> None:
