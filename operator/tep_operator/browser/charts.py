@@ -48,18 +48,29 @@ def sparkline(durations: tuple[float, ...]) -> str:
 
 def duration_chart(labels: Sequence[str], durations: Sequence[float]) -> str:
     chart = _line("Duration (seconds)", labels, (COLOURS["duration"],))
+    chart.y_labels = _ticks(max(durations, default=0))
     chart.add("duration", [round(d, 2) for d in durations])
     return _svg(chart.render(is_unicode=True))
 
 
 def counts_chart(labels: Sequence[str], series: dict[str, Sequence[int]]) -> str:
     chart = _line("Tests per run", labels, tuple(COLOURS[name] for name in series))
-    top = max((v for values in series.values() for v in values), default=0)
-    step = max(1, math.ceil(top / 6))
-    chart.y_labels = list(range(0, top + step + 1, step))  # whole tests, not 0.2 of one
+    chart.y_labels = _ticks(max((v for values in series.values() for v in values), default=0), whole=True)
     for name, values in series.items():
         chart.add(name, list(values))
     return _svg(chart.render(is_unicode=True))
+
+
+def _ticks(top: float, whole: bool = False) -> list[float]:
+    """About five round steps (1, 2 or 5 times a power of ten) from 0 to `top` or above; whole ones for counts."""
+    if top <= 0:
+        return [0, 1]
+    rough = top / 5
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    if whole:
+        step = max(1, round(step))
+    return [round(i * step, 6) for i in range(math.ceil(top / step) + 1)]
 
 
 def _line(title: str, labels: Sequence[str], colours: tuple[str, ...]) -> pygal.Line:
