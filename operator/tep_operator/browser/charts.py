@@ -62,7 +62,7 @@ def counts_chart(labels: Sequence[str], series: dict[str, Sequence[int]]) -> str
 
 
 def _ticks(top: float, whole: bool = False) -> list[float]:
-    """About five round steps (1, 2 or 5 times a power of ten) from 0 to `top` or above; whole ones for counts."""
+    """About five round steps (1, 2 or 5 x 10^n) from 0 to `top` or above; whole ones for counts."""
     if top <= 0:
         return [0, 1]
     rough = top / 5
