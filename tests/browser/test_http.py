@@ -4,6 +4,7 @@ import html as html_lib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from tep_operator.browser.app import FILE_CSP, PAGE_CSP
+from tep_runner import history
 from tests.browser.conftest import start_server
 
 
@@ -281,3 +283,27 @@ def runner_suite_env(tmp_path):
         }
 
     return env
+
+
+def test_run_folders_without_history_still_show(tmp_path, volume):
+    """Runs from before the history existed: read from their own summary.json and junit.xml."""
+    root = tmp_path / "reports"
+    newest = volume.root / "qa" / "web" / volume.web_runs[-1]
+    shutil.copytree(newest, root / "qa" / "old" / newest.name)
+    (root / "qa" / "old" / "20990101T000000Z-running").mkdir()  # a run still going: no summary yet
+    proc, server = start_server(root)
+    try:
+        data = server.json("/api/plans/qa/old")
+        assert [(r["runId"], r["result"], r["trigger"]) for r in data["runs"]] == [
+            (newest.name, "Failed", "")
+        ]
+        assert len(data["tests"]) == 5 and data["inProgress"] == ["20990101T000000Z-running"]
+        assert "running" in page(server, "/plans/qa/old/runs/20990101T000000Z-running")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_sharded_run_is_one_history_record(volume):
+    (record,) = history.read_records(volume.root / "qa" / "sharded")
+    assert record["runId"] == volume.sharded_run and record["shards"] == 2 and len(record["tests"]) == 6

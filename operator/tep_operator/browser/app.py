@@ -67,7 +67,8 @@ async def _warm(app: web.Application) -> None:
 
 
 def serve(reports: Path, host: str, port: int) -> None:
-    print(f"tep serve: {reports.absolute()} on http://{host}:{port}/", flush=True)
+    url = f"http://{host}:{port}/"
+    print(f"tep serve: the reports in {reports.absolute()} at {url} (Ctrl-C stops)", flush=True)
     web.run_app(make_app(reports), host=host, port=port, print=None, access_log=None)
 
 
