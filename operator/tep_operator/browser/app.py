@@ -16,7 +16,8 @@ import jinja2
 from aiohttp import web
 
 from tep_operator.browser import charts, files, model
-from tep_operator.browser.store import Store
+from tep_operator.browser.store import PlanData, Store
+from tep_operator.browser.templates import TEMPLATES as SOURCES
 from tep_runner import history
 
 DEFAULT_REPORTS = Path("tep-reports")  # the folder `tep run --local` writes by default
@@ -38,8 +39,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def make_app(reports: Path) -> web.Application:
-    from tep_operator.browser.templates import TEMPLATES as SOURCES
-
     app = web.Application(middlewares=[_headers])
     app[STORE] = Store(reports)
     env = jinja2.Environment(
@@ -150,7 +149,7 @@ async def plans_page(request: web.Request) -> web.Response:
     )
 
 
-def _plan(request: web.Request) -> tuple[str, str, Any]:
+def _plan(request: web.Request) -> tuple[str, str, PlanData]:
     ns, plan = request.match_info["ns"], request.match_info["plan"]
     data = request.app[STORE].plan(ns, plan)
     if data is None:

@@ -67,7 +67,7 @@ class Store:
         self._lock = threading.Lock()
         self._summaries: dict[tuple[str, str], tuple[Signature, model.PlanSummary]] = {}
         self._full: OrderedDict[tuple[str, str], tuple[Signature, PlanData]] = OrderedDict()
-        self._checked = -REFRESH_SECONDS  # time.monotonic() of the last sweep of summaries()
+        self._checked: float | None = None  # time.monotonic() of the last sweep of summaries()
         self._list: list[model.PlanSummary] = []
 
     def plan_names(self) -> list[tuple[str, str]]:
@@ -77,7 +77,7 @@ class Store:
     def summaries(self) -> list[model.PlanSummary]:
         """Every plan's summary; the volume is swept at most once per REFRESH_SECONDS."""
         with self._lock:
-            if time.monotonic() - self._checked < REFRESH_SECONDS:
+            if self._checked is not None and time.monotonic() - self._checked < REFRESH_SECONDS:
                 return self._list
             found = []
             names = self.plan_names()

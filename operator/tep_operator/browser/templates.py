@@ -88,7 +88,7 @@ PLANS = """{% extends "base.html" %}{% block title %}Plans{% endblock %}{% block
 {% else %}<tr><td colspan="8" class="muted">No plans under {{ root }} yet: run one (tep run --local -f PLAN.yaml) and reload.</td></tr>
 {% endfor %}</table>
 {% if pages > 1 %}<p>Page {{ page }} of {{ pages }}:
-{% for n in range(1, pages + 1) %}{% if n == page %}<b>{{ n }}</b>{% else %}<a href="?page={{ n }}&amp;q={{ q }}&amp;ns={{ ns }}">{{ n }}</a>{% endif %} {% endfor %}</p>{% endif %}
+{% for n in range(1, pages + 1) %}{% if n == page %}<b>{{ n }}</b>{% else %}<a href="?page={{ n }}&amp;q={{ q | urlencode }}&amp;ns={{ ns | urlencode }}">{{ n }}</a>{% endif %} {% endfor %}</p>{% endif %}
 {% endblock %}"""
 
 PLAN = """{% extends "base.html" %}{% block title %}{{ ns }}/{{ plan }}{% endblock %}{% block main %}
