@@ -82,7 +82,7 @@ def test_click_through_to_a_report(page, server, volume, tmp_path):
     row = page.locator("table.grid tr", has=page.locator('a:text("test_web.py::test_broken")'))
     cell = row.locator(f'a.failed[href="/files/qa/web/{newest}/report.html"]')
     cell.click()  # a cell: that run's pytest-html report
-    page.wait_for_url(f"**/files/qa/web/{newest}/report.html")
+    page.wait_for_url(f"**/files/qa/web/{newest}/report.html*")  # the report's script adds ?sort=...
     results = page.locator("#results-table")
     results.locator("text=test_web.py::test_broken").first.wait_for()  # rendered by the report's script
     assert page.evaluate("window.origin") == "null"  # sandboxed: no access to the browser's pages
