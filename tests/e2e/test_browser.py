@@ -170,7 +170,10 @@ def test_reports_server_serves_the_run(cluster: Cluster, namespace: str, tmp_pat
             status, _, body = fetch(f"{base}/api/plans/{namespace}/smoke")
             return json.loads(body) if status == 200 else {}
 
-        wait_for(lambda: api().get("runs", [{}])[0].get("runId") == run_id, 10, "the run in the API", diag)
+        def newest_run() -> str:
+            return (api().get("runs") or [{}])[0].get("runId", "")
+
+        wait_for(lambda: newest_run() == run_id, 10, "the run in the API", diag)
         newest = api()["runs"][0]
         assert (newest["result"], newest["total"], newest["passed"], newest["trigger"]) == (
             "Passed",
