@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tep_operator import names
+from tep_operator.browser import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPORTS
 from tep_operator.config import ConfigError, config_from_env, parse_resources
 
 EXIT_BY_RESULT = {"Passed": 0, "Failed": 1, "Error": 2}
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--tests", type=pathlib.Path, help="folder of the tests (default: tests/ beside the file)"
     )
-    run.add_argument("--reports", type=pathlib.Path, default=pathlib.Path("tep-reports"), help="reports root")
+    run.add_argument("--reports", type=pathlib.Path, default=DEFAULT_REPORTS, help="reports root")
     run.add_argument("-n", "--namespace", default=None, help="namespace of the plan (cluster run)")
     run.add_argument("--wait", action="store_true", help="wait for the result; exit with the runner's code")
     run.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
@@ -64,8 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--service", default="tep-operator-reports", help="the chart's reports Service (--open)")
     rp.add_argument("--service-namespace", default="tep-system", help="that Service's namespace (--open)")
-
-    from tep_operator.browser.app import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPORTS
 
     sv = commands.add_parser(
         "serve", help="the report browser: plans, runs, trends and reports over a folder"
@@ -242,8 +241,6 @@ def open_report(namespace: str, plan: str, service: str, service_namespace: str)
     """Print how to reach the chart's reports server (templates/reports-server.yaml) and the plan's page;
     open the page when a browser is here."""
     import webbrowser
-
-    from tep_operator.browser.app import DEFAULT_PORT
 
     url = f"http://127.0.0.1:{DEFAULT_PORT}/plans/{namespace}/{plan}"
     print(f"kubectl -n {service_namespace} port-forward svc/{service} {DEFAULT_PORT}:80")

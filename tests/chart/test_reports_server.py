@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tep_operator.browser.app import DEFAULT_PORT
+from tep_operator.browser import DEFAULT_PORT
 from tests.chart.chart_tools import CHART, by_kind, component, render, run_helm
 from tests.chart.test_chart import RESTRICTED_CONTAINER, render_notes
 

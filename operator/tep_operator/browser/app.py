@@ -20,9 +20,6 @@ from tep_operator.browser.store import PlanData, Store
 from tep_operator.browser.templates import TEMPLATES as SOURCES
 from tep_runner import history
 
-DEFAULT_REPORTS = Path("tep-reports")  # the folder `tep run --local` writes by default
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 PLANS_PER_PAGE = 100
 # Our own pages run no script and load nothing from elsewhere.
 PAGE_CSP = (
