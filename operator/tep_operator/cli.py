@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tep_operator import names
+from tep_operator.browser import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPORTS
 from tep_operator.config import ConfigError, config_from_env, parse_resources
 
 EXIT_BY_RESULT = {"Passed": 0, "Failed": 1, "Error": 2}
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--tests", type=pathlib.Path, help="folder of the tests (default: tests/ beside the file)"
     )
-    run.add_argument("--reports", type=pathlib.Path, default=pathlib.Path("tep-reports"), help="reports root")
+    run.add_argument("--reports", type=pathlib.Path, default=DEFAULT_REPORTS, help="reports root")
     run.add_argument("-n", "--namespace", default=None, help="namespace of the plan (cluster run)")
     run.add_argument("--wait", action="store_true", help="wait for the result; exit with the runner's code")
     run.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
@@ -59,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("plan")
     rp.add_argument("-n", "--namespace", default=None)
     rp.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    rp.add_argument(
+        "--open", action="store_true", help="the reports server's port-forward line and the plan's URL"
+    )
+    rp.add_argument("--service", default="tep-operator-reports", help="the chart's reports Service (--open)")
+    rp.add_argument("--service-namespace", default="tep-system", help="that Service's namespace (--open)")
+
+    sv = commands.add_parser(
+        "serve", help="the report browser: plans, runs, trends and reports over a folder"
+    )
+    sv.add_argument("--reports", type=pathlib.Path, default=DEFAULT_REPORTS, help="reports root")
+    sv.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    sv.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     return parser
 
 
@@ -207,7 +220,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    plan = _kube(args.kubeconfig).get_plan(_namespace(args), args.plan)
+    namespace = _namespace(args)
+    if args.open:
+        return open_report(namespace, args.plan, args.service, args.service_namespace)
+    plan = _kube(args.kubeconfig).get_plan(namespace, args.plan)
     last = (plan.get("status") or {}).get("lastRun") or {}
     if not last.get("reportPath"):
         print(f"tep: {args.plan} has no report yet", file=sys.stderr)
@@ -220,7 +236,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"operator": cmd_operator, "run": cmd_run, "status": cmd_status, "report": cmd_report}
+def open_report(namespace: str, plan: str, service: str, service_namespace: str) -> int:
+    """Print how to reach the chart's reports server (templates/reports-server.yaml) and the plan's page;
+    open the page when a browser is here."""
+    import webbrowser
+
+    url = f"http://127.0.0.1:{DEFAULT_PORT}/plans/{namespace}/{plan}"
+    print(f"kubectl -n {service_namespace} port-forward svc/{service} {DEFAULT_PORT}:80")
+    print(url)
+    if webbrowser.open(url):
+        print("tep: opened in a browser (the page answers once the port-forward runs)", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tep_operator.browser.app import serve
+
+    if not args.reports.is_dir():
+        print(f"tep serve: {args.reports} is not a folder (run a plan first: tep run --local -f PLAN.yaml)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    serve(args.reports, args.host, args.port)
+    return 0
+
+
+COMMANDS = {
+    "operator": cmd_operator,
+    "run": cmd_run,
+    "status": cmd_status,
+    "report": cmd_report,
+    "serve": cmd_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

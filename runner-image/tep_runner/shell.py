@@ -24,7 +24,7 @@ from typing import IO, Any, TextIO
 
 from filelock import FileLock
 
-from tep_runner import gitclone, retention, shards, stopping
+from tep_runner import gitclone, history, retention, shards, stopping
 from tep_runner.command import INI_FILES, collect_command, pytest_command
 from tep_runner.message import termination_message
 from tep_runner.runid import run_id_for
@@ -120,6 +120,8 @@ class _Run:
         _write_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
         if s.shards > 1:
             self._merge_if_complete()
+        else:  # a sharded run's history is written once, by the shard that merges
+            history.write_run(self.plan_dir, self.run_dir, self.settings, self._say)
         return summary
 
     def _ini(self) -> str:
@@ -289,6 +291,7 @@ class _Run:
             text = [f"===== shard {i} =====\n{log.read_text(errors='replace')}" for i, log in enumerate(logs)]
             _write_atomic(self.run_dir / "pytest.log", "".join(text))
             _write_atomic(self.run_dir / "summary.json", json.dumps(run, indent=2))
+            history.write_run(self.plan_dir, self.run_dir, self.settings, self._say)
             self._say(f"merged {n} shards: {run['result']}")
 
     def _empty(self, result: str, reason: str) -> dict[str, Any]:

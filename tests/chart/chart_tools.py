@@ -85,6 +85,16 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def component(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of `kind` labelled app.kubernetes.io/component=`name` (operator, reports-server)."""
+    labelled = [
+        o
+        for o in by_kind(objects, kind)
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == name
+    ]
+    return one(labelled, kind)
+
+
 def load_crd(path: Path = CRD_SOURCE) -> dict[str, Any]:
     with path.open() as f:
         return yaml.safe_load(f)

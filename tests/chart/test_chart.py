@@ -22,6 +22,7 @@ from tests.chart.chart_tools import (
     CRD_SOURCE,
     VALUES_ALL,
     by_kind,
+    component,
     load_crd,
     one,
     plan_jsonschema,
@@ -84,7 +85,9 @@ def test_kinds_rendered_by_default(default_objects):
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "Deployment",
+            "Deployment",  # the reports server (reportsServer.enabled)
             "PersistentVolumeClaim",
+            "Service",
             "Service",
             "ServiceAccount",
         ]
@@ -187,7 +190,7 @@ def test_every_schema_key_is_in_values_yaml():
 @pytest.mark.parametrize("values", ["defaults", "values-all"])
 def test_operator_pod_is_restricted(default_objects, all_objects, values):
     objects = default_objects if values == "defaults" else all_objects
-    deployment = one(objects, "Deployment")
+    deployment = component(objects, "Deployment", "operator")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -204,7 +207,7 @@ def test_operator_pod_is_restricted(default_objects, all_objects, values):
 
 
 def test_operator_deployment_defaults(default_objects):
-    deployment = one(default_objects, "Deployment")
+    deployment = component(default_objects, "Deployment", "operator")
     spec = deployment["spec"]
     assert spec["replicas"] == 1, "kopf runs standalone: exactly one replica"
     assert spec["strategy"] == {"type": "Recreate"}
@@ -223,7 +226,7 @@ def test_operator_deployment_defaults(default_objects):
 
 
 def test_operator_env_defaults(default_objects):
-    env = env_of(one(default_objects, "Deployment"))
+    env = env_of(component(default_objects, "Deployment", "operator"))
     assert "TEP_OPERATOR_NAMESPACES" not in env, "default: all namespaces"
     assert env["TEP_OPERATOR_RUNNER_IMAGE"] == "ghcr.io/tep-dev/tep-runner:0.1.0"
     assert env["TEP_OPERATOR_RUNNER_IMAGE_PULL_POLICY"] == "IfNotPresent"
@@ -247,7 +250,7 @@ def test_operator_identity_is_the_pod_name(default_objects, all_objects, values)
 
 
 def test_operator_env_all_options(all_objects):
-    deployment = one(all_objects, "Deployment")
+    deployment = component(all_objects, "Deployment", "operator")
     env = env_of(deployment)
     assert env["TEP_OPERATOR_NAMESPACES"] == "qa,staging"
     assert env["TEP_OPERATOR_RUNNER_IMAGE"] == "registry.example.com/tep/tep-runner:2024.11"
@@ -342,7 +345,7 @@ def test_rbac_namespaced_mode(helm):
         assert binding["subjects"][0]["namespace"] == "tep-system"
     # Nothing cluster-scoped: kopf's CRD/namespace scanning is off (tep_operator/handlers.py).
     assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
-    assert env_of(one(objects, "Deployment"))["TEP_OPERATOR_NAMESPACES"] == "qa,staging"
+    assert env_of(component(objects, "Deployment", "operator"))["TEP_OPERATOR_NAMESPACES"] == "qa,staging"
     # the reports claim follows the watched namespaces
     assert sorted(p["metadata"]["namespace"] for p in by_kind(objects, "PersistentVolumeClaim")) == [
         "qa",
@@ -358,7 +361,10 @@ def test_rbac_create_false(helm):
 def test_existing_service_account(helm):
     objects = render(helm, "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=ops")
     assert not by_kind(objects, "ServiceAccount")
-    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
+    assert (
+        component(objects, "Deployment", "operator")["spec"]["template"]["spec"]["serviceAccountName"]
+        == "ops"
+    )
     assert one(objects, "ClusterRoleBinding")["subjects"][0]["name"] == "ops"
     proc = run_helm(helm, "template", "tep", str(CHART), "--set", "serviceAccount.create=false", check=False)
     assert proc.returncode != 0 and "serviceAccount.name is required" in proc.stderr
@@ -407,18 +413,20 @@ def test_reports_storage_class(helm):
 
 
 def test_metrics_service(default_objects):
-    service = one(default_objects, "Service")
+    service = component(default_objects, "Service", "metrics")
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
-    pod_labels = one(default_objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = component(default_objects, "Deployment", "operator")["spec"]["template"]["metadata"][
+        "labels"
+    ]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert not by_kind(default_objects, "ServiceMonitor"), "ServiceMonitor is off by default"
 
 
 def test_service_monitor(all_objects):
     monitor = one(all_objects, "ServiceMonitor")
-    service = one(all_objects, "Service")
+    service = component(all_objects, "Service", "metrics")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == "monitoring"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"

@@ -75,3 +75,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- toJson (list .Release.Namespace) }}
 {{- end }}
 {{- end }}
+
+{{/* Selector labels of the reports server's pods: a name of their own, so that neither the
+operator's Deployment nor its metrics Service ever selects them. */}}
+{{- define "tep-operator.reportsServerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "tep-operator.name" . }}-reports
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The namespace of the reports server: the one whose reports claim it mounts. */}}
+{{- define "tep-operator.reportsServerNamespace" -}}
+{{- default (include "tep-operator.reportsNamespaces" . | fromJsonArray | first) .Values.reportsServer.namespace }}
+{{- end }}
