@@ -41,10 +41,13 @@ run-venv: $(RUN_BIN)/tep
 .tools/bin/helm: $(BIN)/tep
 	PYTHON=$(BIN)/python bash scripts/install-helm.sh .tools/bin
 
-# The example plan exactly as a runner pod runs it. (Steps that follow the run go after its line.)
+# The example plan exactly as a runner pod runs it, then its results in the report browser
+# (`tep serve` in the foreground until Ctrl-C).
 DEMO_REPORTS ?= tep-reports
+DEMO_PORT ?= 8000
 demo: $(RUN_BIN)/tep
 	$(RUN_BIN)/tep run --local -f examples/smoke/plan.yaml --reports $(DEMO_REPORTS)
+	$(RUN_BIN)/tep serve --reports $(DEMO_REPORTS) --port $(DEMO_PORT)
 
 # Resolves pyproject.toml's runtime dependencies and build backend for every platform and every
 # Python of requires-python (--universal); uv comes with the test extra.

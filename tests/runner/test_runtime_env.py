@@ -8,9 +8,15 @@ so here `make run-venv` only checks that it is up to date.
 """
 
 import json
+import os
 import pathlib
+import signal
+import socket
 import subprocess
+import time
 import tomllib
+import urllib.error
+import urllib.request
 
 import pytest
 from packaging.requirements import Requirement
@@ -28,6 +34,24 @@ PLAN = (
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["make", "-s", *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_url(url: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +106,34 @@ def test_a_suite_with_filterwarnings_error_passes(run_bin: pathlib.Path, tmp_pat
 def test_make_demo_runs_in_the_runtime_venv_without_a_warning(
     run_bin: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    done = make("demo", f"DEMO_REPORTS={tmp_path}")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "tep: Passed: 9 tests, 9 passed, 0 failed" in done.stdout
-    assert "warning" not in (done.stdout + done.stderr).lower()
+    """The README's first command: the run, then the report browser showing it (until stopped)."""
+    port = free_port()
+    demo = subprocess.Popen(
+        ["make", "-s", "demo", f"DEMO_REPORTS={tmp_path}", f"DEMO_PORT={port}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # make and its `tep serve` child are stopped together below
+    )
+    output: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            output.append(line)
+            if line.startswith("tep serve:"):
+                break
+        text = "".join(output)
+        assert f"http://127.0.0.1:{port}/" in text, text
+        plans = json.loads(wait_for_url(f"http://127.0.0.1:{port}/api/plans"))
+    finally:
+        os.killpg(demo.pid, signal.SIGTERM)
+        demo.wait(timeout=30)
+    assert "tep: Passed: 9 tests, 9 passed, 0 failed" in text
+    assert "warning" not in text.lower()
+    assert [(p["namespace"], p["plan"], p["lastRun"]["result"]) for p in plans["plans"]] == [
+        ("default", "smoke", "Passed")
+    ], plans
     run = tmp_path / "default/smoke/latest"
     assert (run / "report.html").is_file()
     # pytest's header names each plugin it loaded ("xdist-3.8.0"): each must come from the lock.
