@@ -4,6 +4,7 @@ Built on the official `kubernetes` client. Calls are synchronous; kopf runs the 
 that use them in its thread pool.
 """
 
+import base64
 import datetime
 import json
 import socket
@@ -187,6 +188,26 @@ class Kube:
         return _items(
             self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
         )
+
+    # Secrets and CronJobs (notifications and missed-schedule checks, docs/notifications.md)
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded; None if the key is absent. A `get`, never a list or
+        watch: the operator's RBAC grants only that, only where plans live."""
+        secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        value = (secret.get("data") or {}).get(key)
+        return base64.b64decode(value).decode() if value is not None else None
+
+    def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace:
+            response = self.batch.list_namespaced_cron_job(
+                namespace, label_selector=MANAGED, _preload_content=False
+            )
+        else:
+            response = self.batch.list_cron_job_for_all_namespaces(
+                label_selector=MANAGED, _preload_content=False
+            )
+        return _items(response)
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -26,6 +26,11 @@ class OperatorConfig:
     liveness_port: int = 8081
     metrics_port: int = 8080
     resync_seconds: float = 60.0
+    # Notifications (docs/notifications.md): the report browser's base URL for links in
+    # messages ("" leaves them out), and how long one delivery may take and keep retrying.
+    reports_url: str = ""
+    notify_timeout_seconds: float = 10.0
+    notify_retry_seconds: float = 300.0
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -48,6 +53,27 @@ def parse_resources(raw: str, source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f'{source}: must be a JSON object like {{"limits": {{"cpu": "2"}}}}')
     return value
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be more than 0, not {raw}")
+    return value
+
+
+def parse_reports_url(raw: str, source: str) -> str:
+    """The report browser's base URL: http(s), no trailing slash; "" for none."""
+    url = raw.strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: {raw!r} must start with http:// or https://")
+    return url
 
 
 def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
@@ -76,4 +102,13 @@ def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
         liveness_port=_int(environ, "TEP_OPERATOR_LIVENESS_PORT", defaults.liveness_port),
         metrics_port=_int(environ, "TEP_OPERATOR_METRICS_PORT", defaults.metrics_port),
         resync_seconds=resync_seconds,
+        reports_url=parse_reports_url(
+            environ.get("TEP_OPERATOR_REPORTS_URL", ""), "TEP_OPERATOR_REPORTS_URL"
+        ),
+        notify_timeout_seconds=_seconds(
+            environ, "TEP_OPERATOR_NOTIFY_TIMEOUT_SECONDS", defaults.notify_timeout_seconds
+        ),
+        notify_retry_seconds=_seconds(
+            environ, "TEP_OPERATOR_NOTIFY_RETRY_SECONDS", defaults.notify_retry_seconds
+        ),
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from tep_operator import cronjob, metrics, names, runs, status
+from tep_operator import cronjob, delivery, metrics, missed, names, notify, runs, status
 from tep_operator.client import ApiException, Kube, is_status
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, PlanError, read_plan
@@ -92,6 +92,10 @@ class Reconciler:
         self.applied: dict[tuple[str, str], str] = {}
         # lastScheduleTime already copied per plan: a CronJob's other events need no read
         self.schedules: dict[tuple[str, str], str] = {}
+        # notifications: sent in the background, never holding up a reconcile (docs/notifications.md)
+        self.notifier = delivery.Notifier(
+            config, kube, lambda body, compute: update_status(kube, body, compute)
+        )
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
         result = self.kube.apply_cronjob(manifest)
@@ -130,14 +134,24 @@ class Reconciler:
             self.apply(manifest)
         cronjob_name = manifest["metadata"]["name"]
         new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
-        update_status(
+        written = update_status(
             self.kube,
             body,
             lambda fresh: _if_changed(
                 fresh,
-                status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active)),
+                missed.schedule_patch(
+                    plan,
+                    fresh.get("status") or {},
+                    status.scheduled_status(
+                        plan, fresh.get("status") or {}, cronjob_name, now(), bool(active)
+                    ),
+                    now(),
+                    active,
+                    runs.parse_time(fresh["metadata"].get("creationTimestamp")),
+                ),
             ),
         )
+        self.after_status_write(body, written, logger)
         if new_generation:  # once per spec change; not on restarts, resyncs or status events
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             self.kube.post_event(body, "Normal", "CronJobApplied", message)
@@ -246,6 +260,22 @@ class Reconciler:
         )
         self.schedules[key] = scheduled
 
+    def after_status_write(
+        self, body: Mapping[str, Any], written: tuple[Mapping[str, Any], dict] | None, logger: Logger
+    ) -> None:
+        """After a status write (or none): announce a missed schedule once, refresh the
+        per-plan gauges, and hand pending notifications to the background delivery."""
+        seen, patch = written or (body, {})
+        namespace, name = seen["metadata"]["namespace"], seen["metadata"]["name"]
+        old = seen.get("status") or {}
+        current = {**old, **patch}
+        message = missed.newly_missed(old, patch)
+        if message:
+            self.kube.post_event(seen, "Warning", missed.MISSED, message)
+            logger.warning("%s/%s: %s", namespace, name, message)
+        metrics.observe_plan(namespace, name, current, missed.is_missed(current))
+        self.notifier.submit(namespace, name, current)
+
     def plan_exists(self, plan: Plan) -> bool:
         """Whether this very plan (same uid) still exists and is not being deleted."""
         body = self.kube.find_plan(plan.namespace, plan.name)
@@ -275,12 +305,15 @@ class Reconciler:
         def compute(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
             old = fresh.get("status") or {}
             patch = (runs.record_run(old, run, history_limit, now()) if run else None) or {}
+            if plan:
+                patch.update(notify.run_patch(plan, old, patch, now()))
             phase = runs.phase_after(old.get("phase"), idle, len(active))
             if phase and phase != old.get("phase"):
                 patch["phase"] = phase
             return patch or None
 
         written = update_status(self.kube, body, compute)
+        self.after_status_write(body, written, logger)
         if run and written and "history" in written[1]:
             kind, reason, message = runs.event_for(run)
             self.kube.post_event(written[0], kind, reason, message)
@@ -370,6 +403,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         task = resync.pop("task", None)
         if task:
             task.cancel()
+        reconciler.notifier.stop()
 
     @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, id="cronjob_event", registry=registry)
     def cronjob_event(

@@ -70,6 +70,26 @@ class Source:
     secret_name: str = ""  # git
 
 
+# spec.notify (docs/notifications.md)
+NOTIFY_KINDS = ("webhook", "slack", "teams", "dingtalk", "feishu", "wecom")
+NOTIFY_TRIGGERS = ("Failed", "Error", "Recovered", "Flaky", "Missed", "Always")
+NOTIFY_DEFAULT_ON = ("Failed", "Error", "Recovered")
+NOTIFY_FIELDS = ("name", "kind", "urlFrom", "on", "after")
+_TARGET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """Where and when to send a notification; the URL itself is only ever in the Secret."""
+
+    name: str
+    kind: str
+    secret_name: str
+    secret_key: str
+    on: tuple[str, ...] = NOTIFY_DEFAULT_ON
+    after: int = 1
+
+
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -99,6 +119,7 @@ class Plan:
     service_account_name: str = ""
     pod_template: Mapping[str, Any] = field(default_factory=dict)
     run_requested_at: str = ""
+    notify: tuple[NotifyTarget, ...] = ()
 
 
 def parse_cpu(quantity: object) -> float:
@@ -298,6 +319,69 @@ def _read_resources(r: _Reader, spec: Mapping[str, Any]) -> Mapping[str, Any]:
     return resources
 
 
+def _unknown_fields(r: _Reader, value: Mapping[str, Any], known: Sequence[str], path: str) -> None:
+    for key in value:
+        if key not in known:
+            r.problem(f"{path}.{key}", f"is not a known field (known: {', '.join(known)})", "UnknownField")
+
+
+def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> NotifyTarget:
+    _unknown_fields(r, target, NOTIFY_FIELDS, path)
+    name = r.string(target, "name", f"{path}.name")
+    if not name:
+        r.problem(f"{path}.name", "is required", "InvalidNotify")
+    elif len(name) > 63 or not _TARGET_NAME.match(name):
+        r.problem(f"{path}.name", f"{name!r} must be a DNS label (a-z, 0-9, -; at most 63)", "InvalidNotify")
+    kind = r.string(target, "kind", f"{path}.kind")
+    if kind not in NOTIFY_KINDS:
+        found = f"{kind!r} is not" if kind else "is required: one"
+        r.problem(f"{path}.kind", f"{found} one of {', '.join(NOTIFY_KINDS)}", "InvalidNotify")
+    url_from = r.mapping(target, "urlFrom", f"{path}.urlFrom")
+    _unknown_fields(r, url_from, ("secretKeyRef",), f"{path}.urlFrom")
+    ref = r.mapping(url_from, "secretKeyRef", f"{path}.urlFrom.secretKeyRef")
+    _unknown_fields(r, ref, ("name", "key"), f"{path}.urlFrom.secretKeyRef")
+    secret = {part: r.string(ref, part, f"{path}.urlFrom.secretKeyRef.{part}") for part in ("name", "key")}
+    for part, value in secret.items():
+        if not value:
+            r.problem(
+                f"{path}.urlFrom.secretKeyRef.{part}",
+                "is required: the URL lives only in a key of a Secret in the plan's namespace",
+                "InvalidNotify",
+            )
+    on = target.get("on", list(NOTIFY_DEFAULT_ON))
+    if not isinstance(on, list) or not on or not all(isinstance(t, str) for t in on):
+        r.problem(f"{path}.on", f"must be a non-empty list of {', '.join(NOTIFY_TRIGGERS)}", "InvalidNotify")
+        on = list(NOTIFY_DEFAULT_ON)
+    for index, trigger in enumerate(on):
+        if trigger not in NOTIFY_TRIGGERS:
+            r.problem(
+                f"{path}.on[{index}]",
+                f"{trigger!r} is not one of {', '.join(NOTIFY_TRIGGERS)}",
+                "InvalidNotify",
+            )
+    return NotifyTarget(
+        name=name,
+        kind=kind,
+        secret_name=secret["name"],
+        secret_key=secret["key"],
+        on=tuple(dict.fromkeys(on)),
+        after=r.integer(target, "after", f"{path}.after", 1, 1, 1000),
+    )
+
+
+def _read_notify(r: _Reader, spec: Mapping[str, Any]) -> tuple[NotifyTarget, ...]:
+    targets = tuple(
+        _read_notify_target(r, target, f"spec.notify[{index}]")
+        for index, target in enumerate(r.objects(spec, "notify", "spec.notify"))
+    )
+    seen: set[str] = set()
+    for index, target in enumerate(targets):
+        if target.name and target.name in seen:
+            r.problem(f"spec.notify[{index}].name", f"{target.name!r} is used twice", "InvalidNotify")
+        seen.add(target.name)
+    return targets
+
+
 def read_plan(body: Mapping[str, Any]) -> Plan:
     """A TestPlan object (as the API server or a YAML file gives it) as a `Plan`.
 
@@ -369,6 +453,7 @@ def read_plan(body: Mapping[str, Any]) -> Plan:
         service_account_name=r.string(spec, "serviceAccountName", "spec.serviceAccountName"),
         pod_template=r.mapping(spec, "podTemplate", "spec.podTemplate"),
         run_requested_at=str(annotations.get(ANNOTATION_RUN_REQUESTED_AT, "")),
+        notify=_read_notify(r, spec),
     )
     if not plan.name:
         r.problem("metadata.name", "is required")
