@@ -82,11 +82,12 @@ def post(
     *,
     timeout: float,
     window: float,
-    sleep: Callable[[float], None] = time.sleep,
+    stopping: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> Outcome:
+) -> Outcome | None:
     """POST `body` as JSON, retrying 5xx, 429, timeouts and refused connections with
-    exponential backoff (1 s, 2 s, 4 s ... at most 30 s) while within `window` seconds."""
+    exponential backoff (1 s, 2 s, 4 s ... at most 30 s) while within `window` seconds.
+    None when `stopping` is set while waiting to retry: the operator is shutting down."""
     if not url.startswith(("http://", "https://")):
         return Outcome(False, 0, "the Secret's value is not an http(s) URL")
     data = json.dumps(body, ensure_ascii=False).encode()
@@ -98,7 +99,8 @@ def post(
             return Outcome(True, attempts)
         if not retry or clock() - start + delay > window:
             return Outcome(False, attempts, problem)
-        sleep(delay)
+        if (stopping or threading.Event()).wait(delay):
+            return None
         delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
 
@@ -116,6 +118,7 @@ class Notifier:
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tep-notify")
         self.lock = threading.Lock()
         self.in_flight: set[str] = set()
+        self.stopping = threading.Event()
 
     def submit(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Start sending each pending entry of `status` that is not being sent already."""
@@ -131,6 +134,8 @@ class Notifier:
                 self._done(key)
 
     def stop(self) -> None:
+        """Stop sending; what is not marked yet stays pending for the next start."""
+        self.stopping.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _done(self, key: str) -> None:
@@ -147,7 +152,7 @@ class Notifier:
 
     def _send(self, namespace: str, name: str, key: str) -> None:
         body = self.kube.find_plan(namespace, name)
-        if body is None:
+        if body is None or self.stopping.is_set():
             return
         status = body.get("status") or {}
         item = next((e for e in notify.pending(status) if e.get("key") == key), None)
@@ -162,13 +167,17 @@ class Notifier:
                 outcome = Outcome(False, 0, problem)
             else:
                 message = notify.notice(item, status, namespace, name, self.config.reports_url)
-                outcome = post(
+                sent = post(
                     url,
                     notify.payload(target.kind, message),
                     target.kind,
                     timeout=self.config.notify_timeout_seconds,
                     window=self.config.notify_retry_seconds,
+                    stopping=self.stopping,
                 )
+                if sent is None:
+                    return
+                outcome = sent
         state = notify.DELIVERED if outcome.delivered else notify.FAILED
         now = _utcnow()
         self.write_status(
