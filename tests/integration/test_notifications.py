@@ -7,57 +7,22 @@ each test checks that the token appears in no log line, no Event and no status.
 
 import base64
 import json
-import logging
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client
 import pytest
 
 from tep_operator import names
-from tests.emulator import Emulator, wait_for
-from tests.integration.harness import Cluster, OperatorThread, make_plan
+from tests.emulator import wait_for
+from tests.integration.harness import Cluster, make_plan
+from tests.integration.notifying import (
+    FAILED_TESTS,
+    REPORTS_URL,
+    add_secret,
+    target,
+)
 from tests.messages import runner_message as summary
 from tests.receiver import HANG, Receiver
-
-REPORTS_URL = "https://reports.example.com/tep"
-NOTIFY_CONFIG: dict[str, Any] = {
-    "reports_url": REPORTS_URL,
-    "notify_timeout_seconds": 2.0,
-    "notify_retry_seconds": 6.0,
-}
-FAILED_TESTS = ["test_login.py::test_expired", "test_a.py::test_b"]
-
-
-@pytest.fixture()
-def start_operator(kube: Emulator, tmp_path) -> Iterator[Callable[..., OperatorThread]]:
-    running: list[OperatorThread] = []
-
-    def start(**config: Any) -> OperatorThread:
-        operator = OperatorThread(kube, tmp_path, **{**NOTIFY_CONFIG, **config}).start()
-        running.append(operator)
-        return operator
-
-    yield start
-    for operator in running:
-        if operator.thread.is_alive():
-            operator.stop()
-
-
-@pytest.fixture()
-def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Every log record of the operator (it runs in this process), DEBUG and up."""
-    caplog.set_level(logging.DEBUG)
-    return caplog
-
-
-def add_secret(cluster: Cluster, urls: dict[str, str], name: str = "hooks", namespace: str = "qa") -> None:
-    data = {key: base64.b64encode(url.encode()).decode() for key, url in urls.items()}
-    cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": data})
-
-
-def target(name: str = "team", kind: str = "webhook", key: str = "url", **fields: Any) -> dict[str, Any]:
-    return {"name": name, "kind": kind, "urlFrom": {"secretKeyRef": {"name": "hooks", "key": key}}, **fields}
 
 
 def create(cluster: Cluster, plan: dict[str, Any]) -> None:
