@@ -334,7 +334,7 @@ def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> Not
         r.problem(f"{path}.name", f"{name!r} must be a DNS label (a-z, 0-9, -; at most 63)", "InvalidNotify")
     kind = r.string(target, "kind", f"{path}.kind")
     if kind not in NOTIFY_KINDS:
-        found = f"{kind!r} is not" if kind else "is required: one"
+        found = f"{kind!r} is not" if kind else "is required:"
         r.problem(f"{path}.kind", f"{found} one of {', '.join(NOTIFY_KINDS)}", "InvalidNotify")
     url_from = r.mapping(target, "urlFrom", f"{path}.urlFrom")
     _unknown_fields(r, url_from, ("secretKeyRef",), f"{path}.urlFrom")
