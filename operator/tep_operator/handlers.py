@@ -151,7 +151,7 @@ class Reconciler:
                 ),
             ),
         )
-        self.after_status_write(body, written, logger)
+        self.after_status_write(body, written, logger, plan)
         if new_generation:  # once per spec change; not on restarts, resyncs or status events
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             self.kube.post_event(body, "Normal", "CronJobApplied", message)
@@ -261,7 +261,11 @@ class Reconciler:
         self.schedules[key] = scheduled
 
     def after_status_write(
-        self, body: Mapping[str, Any], written: tuple[Mapping[str, Any], dict] | None, logger: Logger
+        self,
+        body: Mapping[str, Any],
+        written: tuple[Mapping[str, Any], dict[str, Any]] | None,
+        logger: Logger,
+        plan: Plan | None,
     ) -> None:
         """After a status write (or none): announce a missed schedule once, refresh the
         per-plan gauges, and hand pending notifications to the background delivery."""
@@ -273,7 +277,8 @@ class Reconciler:
         if message:
             self.kube.post_event(seen, "Warning", missed.MISSED, message)
             logger.warning("%s/%s: %s", namespace, name, message)
-        metrics.observe_plan(namespace, name, current, missed.is_missed(current))
+        targets = [(target.name, target.kind) for target in plan.notify] if plan else []
+        metrics.observe_plan(namespace, name, current, missed.is_missed(current), targets)
         self.notifier.submit(namespace, name, current)
 
     def plan_exists(self, plan: Plan) -> bool:
@@ -313,7 +318,7 @@ class Reconciler:
             return patch or None
 
         written = update_status(self.kube, body, compute)
-        self.after_status_write(body, written, logger)
+        self.after_status_write(body, written, logger, plan)
         if run and written and "history" in written[1]:
             kind, reason, message = runs.event_for(run)
             self.kube.post_event(written[0], kind, reason, message)

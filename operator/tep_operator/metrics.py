@@ -1,6 +1,6 @@
 """Prometheus metrics of test runs, served on /metrics."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import prometheus_client
@@ -42,8 +42,17 @@ NOTIFICATION_FAILURES = Counter(
 )
 
 
-def observe_plan(namespace: str, plan: str, status: Mapping[str, Any], overdue: bool) -> None:
-    """The per-plan gauges from the plan's status."""
+def observe_plan(
+    namespace: str,
+    plan: str,
+    status: Mapping[str, Any],
+    overdue: bool,
+    targets: Iterable[tuple[str, str]] = (),
+) -> None:
+    """The per-plan gauges from the plan's status. Each (target, kind) gets its failure
+    counter at 0 now: `increase()` sees no rise in a series whose first sample is 1."""
+    for target, kind in targets:
+        NOTIFICATION_FAILURES.labels(namespace, plan, target, kind)
     result = (status.get("lastRun") or {}).get("result")
     if result in RESULTS:
         for each in RESULTS:

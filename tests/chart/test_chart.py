@@ -415,7 +415,13 @@ def test_service_monitor(all_objects):
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "1m", "scrapeTimeout": "20s"}
+    assert endpoint == {
+        "port": "metrics",
+        "path": "/metrics",
+        "honorLabels": True,
+        "interval": "1m",
+        "scrapeTimeout": "20s",
+    }
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 
