@@ -326,6 +326,9 @@ def _unknown_fields(r: _Reader, value: Mapping[str, Any], known: Sequence[str], 
 
 
 def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> NotifyTarget:
+    if True in target or "true" in target:  # YAML 1.1 (PyYAML, kubectl) reads a bare `on:` key as true
+        r.problem(f"{path}.on", 'write the key in quotes, "on": a bare on is read as true by YAML 1.1')
+        target = {k: v for k, v in target.items() if k not in (True, "true")}
     _unknown_fields(r, target, NOTIFY_FIELDS, path)
     name = r.string(target, "name", f"{path}.name")
     if not name:

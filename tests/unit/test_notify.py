@@ -72,6 +72,21 @@ def test_bad_targets_are_named(fields: dict[str, Any], field: str, message: str)
     assert message in found[field], found
 
 
+def test_a_bare_on_key_in_yaml_is_named() -> None:
+    import yaml
+
+    plan = body(
+        yaml.safe_load("name: chat\nkind: slack\nurlFrom: {secretKeyRef: {name: h, key: k}}\non: [Failed]")
+    )
+    assert problems(plan) == {
+        "spec.notify[0].on": 'write the key in quotes, "on": a bare on is read as true by YAML 1.1'
+    }
+    quoted = yaml.safe_load(
+        'name: chat\nkind: slack\nurlFrom: {secretKeyRef: {name: h, key: k}}\n"on": [Failed]'
+    )
+    assert read_plan(body(quoted)).notify[0].on == ("Failed",)
+
+
 def test_target_names_are_unique() -> None:
     assert "'chat' is used twice" in problems(body(target(), target(kind="teams")))["spec.notify[1].name"]
 
