@@ -252,6 +252,8 @@ def test_transitions_only_by_default(cluster, start_operator, logs):
             ("Recovered", "smoke-29012406", 0),
         ]
         assert cluster.status()["consecutiveFailures"] == 0
+        assert [gauge("tep_last_run_result", result=r) for r in ("Passed", "Failed", "Error")] == [1, 0, 0]
+        assert gauge("tep_consecutive_failures") == 0
         assert_url_nowhere(cluster, receiver, logs)
 
 
@@ -265,6 +267,12 @@ def test_after_three_consecutive_failures(cluster, start_operator, logs):
             run_once(cluster, f"smoke-2901250{minute}", result, minute)
             if minute == 4:
                 assert cluster.status()["consecutiveFailures"] == 2
+                assert gauge("tep_consecutive_failures") == 2
+                assert [gauge("tep_last_run_result", result=r) for r in ("Passed", "Failed", "Error")] == [
+                    0,
+                    0,
+                    1,
+                ]
         delivered(cluster, 2)
         receiver.settle()
         got = [(b["trigger"], b["run"]["name"], b["consecutiveFailures"]) for b in receiver.bodies()]
@@ -330,6 +338,10 @@ def test_500_twice_then_200_is_one_success(cluster, start_operator, logs):
         assert entry["attempts"] == 3
         assert not cluster.events(reason="NotificationFailed")
         assert_url_nowhere(cluster, receiver, logs)
+
+
+def gauge(name: str, plan: str = "smoke", **labels: str) -> float | None:
+    return prometheus_client.REGISTRY.get_sample_value(name, {"namespace": "qa", "plan": plan, **labels})
 
 
 def failures_metric(plan: str, target_name: str, kind: str = "webhook") -> float:
