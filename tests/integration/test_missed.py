@@ -74,7 +74,7 @@ def test_no_run_starts_when_due(cluster, start_operator, logs, monkeypatch):
         )
         (event,) = wait_for(lambda: cluster.events(reason="MissedSchedule"))
         assert event.type == "Warning" and event.message == condition["message"]
-        assert overdue_metric() == 1
+        wait_for(lambda: overdue_metric() == 1, message="tep_schedule_overdue not 1")
         wait_for(lambda: receiver.received, message="no Missed notification")
         receiver.settle()
         (body,) = receiver.bodies()
@@ -95,7 +95,7 @@ def test_no_run_starts_when_due(cluster, start_operator, logs, monkeypatch):
         cluster.start_job("smoke-29013000", start=stamp(scheduled))
         status = cluster.wait_status(lambda s: on_schedule(s).get("status") == "True")
         assert on_schedule(status)["reason"] == "OnSchedule"
-        assert overdue_metric() == 0
+        wait_for(lambda: overdue_metric() == 0, message="tep_schedule_overdue not back to 0")
         receiver.settle()
         assert len(receiver.received) == 1 and len(cluster.events(reason="MissedSchedule")) == 1
 

@@ -252,8 +252,7 @@ def test_transitions_only_by_default(cluster, start_operator, logs):
             ("Recovered", "smoke-29012406", 0),
         ]
         assert cluster.status()["consecutiveFailures"] == 0
-        assert [gauge("tep_last_run_result", result=r) for r in ("Passed", "Failed", "Error")] == [1, 0, 0]
-        assert gauge("tep_consecutive_failures") == 0
+        wait_for(lambda: results() == [1, 0, 0] and gauge("tep_consecutive_failures") == 0)
         assert_url_nowhere(cluster, receiver, logs)
 
 
@@ -267,12 +266,7 @@ def test_after_three_consecutive_failures(cluster, start_operator, logs):
             run_once(cluster, f"smoke-2901250{minute}", result, minute)
             if minute == 4:
                 assert cluster.status()["consecutiveFailures"] == 2
-                assert gauge("tep_consecutive_failures") == 2
-                assert [gauge("tep_last_run_result", result=r) for r in ("Passed", "Failed", "Error")] == [
-                    0,
-                    0,
-                    1,
-                ]
+                wait_for(lambda: results() == [0, 0, 1] and gauge("tep_consecutive_failures") == 2)
         delivered(cluster, 2)
         receiver.settle()
         got = [(b["trigger"], b["run"]["name"], b["consecutiveFailures"]) for b in receiver.bodies()]
@@ -344,6 +338,11 @@ def gauge(name: str, plan: str = "smoke", **labels: str) -> float | None:
     return prometheus_client.REGISTRY.get_sample_value(name, {"namespace": "qa", "plan": plan, **labels})
 
 
+def results(plan: str = "smoke") -> list[float | None]:
+    """tep_last_run_result of Passed, Failed, Error (set right after the status write)."""
+    return [gauge("tep_last_run_result", plan, result=r) for r in ("Passed", "Failed", "Error")]
+
+
 def failures_metric(plan: str, target_name: str, kind: str = "webhook") -> float:
     labels = {"namespace": "qa", "plan": plan, "target": target_name, "kind": kind}
     return prometheus_client.REGISTRY.get_sample_value("tep_notification_failures_total", labels) or 0.0
@@ -352,7 +351,7 @@ def failures_metric(plan: str, target_name: str, kind: str = "webhook") -> float
 def test_a_receiver_that_never_answers_is_notification_failed(cluster, start_operator, logs):
     with Receiver(default=HANG) as receiver:
         add_secret(cluster, {"url": receiver.url})
-        start_operator(notify_timeout_seconds=0.5, notify_retry_seconds=2.0)
+        start_operator(notify_timeout_seconds=0.5, notify_retry_seconds=4.0)
         before = failures_metric("smoke", "team")
         create(cluster, make_plan(notify=[target()]))
         run_once(cluster, "smoke-29012346", "Failed", 1)
@@ -366,7 +365,7 @@ def test_a_receiver_that_never_answers_is_notification_failed(cluster, start_ope
         assert "did not answer within 0.5s" in event.message or "timed out" in event.message
         (entry,) = entries(cluster)
         assert entry["state"] == "Failed" and entry["attempts"] >= 2 and entry["message"] in event.message
-        assert failures_metric("smoke", "team") == before + 1
+        wait_for(lambda: failures_metric("smoke", "team") == before + 1)
         assert_url_nowhere(cluster, receiver, logs)
 
 
