@@ -83,18 +83,23 @@ def post(
     timeout: float,
     window: float,
     stopping: threading.Event | None = None,
+    signing_secret: str = "",
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome | None:
     """POST `body` as JSON, retrying 5xx, 429, timeouts and refused connections with
     exponential backoff (1 s, 2 s, 4 s ... at most 30 s) while within `window` seconds.
-    None when `stopping` is set while waiting to retry: the operator is shutting down."""
+    None when `stopping` is set while waiting to retry: the operator is shutting down.
+    With `signing_secret`, each attempt is signed afresh (notify.signed)."""
     if not url.startswith(("http://", "https://")):
         return Outcome(False, 0, "the Secret's value is not an http(s) URL")
-    data = json.dumps(body, ensure_ascii=False).encode()
     start, delay, attempts = clock(), FIRST_BACKOFF_SECONDS, 0
     while True:
         attempts += 1
-        delivered, retry, problem = _attempt(url, data, kind, timeout)
+        target, content = (
+            notify.signed(kind, url, body, signing_secret, time.time()) if signing_secret else (url, body)
+        )
+        data = json.dumps(content, ensure_ascii=False).encode()
+        delivered, retry, problem = _attempt(target, data, kind, timeout)
         if delivered:
             return Outcome(True, attempts)
         if not retry or clock() - start + delay > window:
@@ -160,10 +165,17 @@ class Notifier:
             return  # marked already (by an earlier attempt of this or another process)
         target = _target(body, str(item.get("target")))
         if target is None:
-            outcome = Outcome(False, 0, f"target {item.get('target')!r} is no longer in spec.notify")
+            outcome = Outcome(
+                False, 0, f"target {item.get('target')!r} is not in the plan's valid spec.notify"
+            )
         else:
-            url, problem = self._url(namespace, target)
-            if url is None:
+            url, problem = self._secret(namespace, target.secret_name, target.secret_key)
+            signing_secret: str | None = ""
+            if url is not None and target.signing_secret_name:
+                signing_secret, problem = self._secret(
+                    namespace, target.signing_secret_name, target.signing_secret_key
+                )
+            if url is None or signing_secret is None:
                 outcome = Outcome(False, 0, problem)
             else:
                 message = notify.notice(item, status, namespace, name, self.config.reports_url)
@@ -174,6 +186,7 @@ class Notifier:
                     timeout=self.config.notify_timeout_seconds,
                     window=self.config.notify_retry_seconds,
                     stopping=self.stopping,
+                    signing_secret=signing_secret,
                 )
                 if sent is None:
                     return
@@ -199,19 +212,20 @@ class Notifier:
         self.kube.post_event(body, "Warning", "NotificationFailed", text)
         LOGGER.warning("%s/%s: notification failed: %s", namespace, name, text)
 
-    def _url(self, namespace: str, target: NotifyTarget) -> tuple[str | None, str]:
-        where = f"Secret {namespace}/{target.secret_name}"
+    def _secret(self, namespace: str, name: str, key: str) -> tuple[str | None, str]:
+        """A key of a Secret (a URL or a signing secret), stripped; else None and why."""
+        where = f"Secret {namespace}/{name}"
         try:
-            url = self.kube.read_secret_key(namespace, target.secret_name, target.secret_key)
+            value = self.kube.read_secret_key(namespace, name, key)
         except ApiException as exc:
             if exc.status == 404:
                 return None, f"{where} does not exist"
             if exc.status == 403:
                 return None, f"no permission to read {where} (Helm value notifications.enabled)"
             return None, f"reading {where} failed: HTTP {exc.status}"
-        if not url:
-            return None, f"{where} has no key {target.secret_key!r}"
-        return url.strip(), ""
+        if not value:
+            return None, f"{where} has no key {key!r}"
+        return value.strip(), ""
 
 
 def _target(body: Mapping[str, Any], name: str) -> NotifyTarget | None:

@@ -7,8 +7,12 @@ The delivery (tep_operator.delivery) sends each pending entry and marks it `Deli
 `Failed`. See docs/notifications.md.
 """
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -350,6 +354,29 @@ BUILDERS = {
 
 def payload(kind: str, n: Notice) -> dict[str, Any]:
     return BUILDERS[kind](n)
+
+
+def signed(
+    kind: str, url: str, body: Mapping[str, Any], secret: str, now: float
+) -> tuple[str, dict[str, Any]]:
+    """The URL and body of one attempt, signed with the robot's signing secret as its
+    "signature" security setting requires (a fresh timestamp per attempt: both services
+    refuse a signature older than an hour).
+
+    DingTalk: `&timestamp=<ms>&sign=<urlencoded base64 HMAC-SHA256(key=secret, "<ms>\\n<secret>")>`
+    on the URL. Feishu/Lark: `"timestamp": "<s>"` and `"sign": base64 HMAC-SHA256(key="<s>\\n<secret>", "")`
+    in the body.
+    """
+    if kind == "dingtalk":
+        stamp = str(int(now * 1000))
+        digest = hmac.new(secret.encode(), f"{stamp}\n{secret}".encode(), hashlib.sha256).digest()
+        query = urllib.parse.urlencode({"timestamp": stamp, "sign": base64.b64encode(digest).decode()})
+        return f"{url}{'&' if '?' in url else '?'}{query}", dict(body)
+    if kind == "feishu":
+        stamp = str(int(now))
+        digest = hmac.new(f"{stamp}\n{secret}".encode(), b"", hashlib.sha256).digest()
+        return url, {"timestamp": stamp, "sign": base64.b64encode(digest).decode(), **body}
+    return url, dict(body)
 
 
 def response_problem(kind: str, body: bytes) -> str | None:

@@ -74,7 +74,8 @@ class Source:
 NOTIFY_KINDS = ("webhook", "slack", "teams", "dingtalk", "feishu", "wecom")
 NOTIFY_TRIGGERS = ("Failed", "Error", "Recovered", "Flaky", "Missed", "Always")
 NOTIFY_DEFAULT_ON = ("Failed", "Error", "Recovered")
-NOTIFY_FIELDS = ("name", "kind", "urlFrom", "on", "after")
+NOTIFY_FIELDS = ("name", "kind", "urlFrom", "signingSecretFrom", "on", "after")
+NOTIFY_SIGNED_KINDS = ("dingtalk", "feishu")  # robots whose "signature" security setting we support
 _TARGET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -88,6 +89,8 @@ class NotifyTarget:
     secret_key: str
     on: tuple[str, ...] = NOTIFY_DEFAULT_ON
     after: int = 1
+    signing_secret_name: str = ""  # dingtalk/feishu: the robot's signing secret, also in a Secret
+    signing_secret_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,10 +328,28 @@ def _unknown_fields(r: _Reader, value: Mapping[str, Any], known: Sequence[str], 
             r.problem(f"{path}.{key}", f"is not a known field (known: {', '.join(known)})", "UnknownField")
 
 
+def _secret_key_ref(r: _Reader, parent: Mapping[str, Any], key: str, path: str, what: str) -> tuple[str, str]:
+    """(name, key) of `<key>: {secretKeyRef: {name, key}}`, required."""
+    value = r.mapping(parent, key, path)
+    _unknown_fields(r, value, ("secretKeyRef",), path)
+    ref = r.mapping(value, "secretKeyRef", f"{path}.secretKeyRef")
+    _unknown_fields(r, ref, ("name", "key"), f"{path}.secretKeyRef")
+    found = [r.string(ref, part, f"{path}.secretKeyRef.{part}") for part in ("name", "key")]
+    for part, text in zip(("name", "key"), found, strict=True):
+        if not text:
+            r.problem(
+                f"{path}.secretKeyRef.{part}",
+                f"is required: {what} lives only in a key of a Secret in the plan's namespace",
+                "InvalidNotify",
+            )
+    return found[0], found[1]
+
+
 def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> NotifyTarget:
-    if True in target or "true" in target:  # YAML 1.1 (PyYAML, kubectl) reads a bare `on:` key as true
+    bare_on = [key for key in target if str(key).lower() == "true"]  # YAML 1.1 reads a bare `on` as true
+    if bare_on:
         r.problem(f"{path}.on", 'write the key in quotes, "on": a bare on is read as true by YAML 1.1')
-        target = {k: v for k, v in target.items() if k not in (True, "true")}
+        target = {key: value for key, value in target.items() if key not in bare_on}
     _unknown_fields(r, target, NOTIFY_FIELDS, path)
     name = r.string(target, "name", f"{path}.name")
     if not name:
@@ -339,16 +360,14 @@ def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> Not
     if kind not in NOTIFY_KINDS:
         found = f"{kind!r} is not" if kind else "is required:"
         r.problem(f"{path}.kind", f"{found} one of {', '.join(NOTIFY_KINDS)}", "InvalidNotify")
-    url_from = r.mapping(target, "urlFrom", f"{path}.urlFrom")
-    _unknown_fields(r, url_from, ("secretKeyRef",), f"{path}.urlFrom")
-    ref = r.mapping(url_from, "secretKeyRef", f"{path}.urlFrom.secretKeyRef")
-    _unknown_fields(r, ref, ("name", "key"), f"{path}.urlFrom.secretKeyRef")
-    secret = {part: r.string(ref, part, f"{path}.urlFrom.secretKeyRef.{part}") for part in ("name", "key")}
-    for part, value in secret.items():
-        if not value:
+    secret = _secret_key_ref(r, target, "urlFrom", f"{path}.urlFrom", "the URL")
+    signing = ("", "")
+    if target.get("signingSecretFrom") is not None:
+        signing = _secret_key_ref(r, target, "signingSecretFrom", f"{path}.signingSecretFrom", "the secret")
+        if kind in NOTIFY_KINDS and kind not in NOTIFY_SIGNED_KINDS:
             r.problem(
-                f"{path}.urlFrom.secretKeyRef.{part}",
-                "is required: the URL lives only in a key of a Secret in the plan's namespace",
+                f"{path}.signingSecretFrom",
+                f"only for kinds {', '.join(NOTIFY_SIGNED_KINDS)}, not {kind}",
                 "InvalidNotify",
             )
     on = target.get("on", list(NOTIFY_DEFAULT_ON))
@@ -365,10 +384,12 @@ def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> Not
     return NotifyTarget(
         name=name,
         kind=kind,
-        secret_name=secret["name"],
-        secret_key=secret["key"],
+        secret_name=secret[0],
+        secret_key=secret[1],
         on=tuple(dict.fromkeys(on)),
         after=r.integer(target, "after", f"{path}.after", 1, 1, 1000),
+        signing_secret_name=signing[0],
+        signing_secret_key=signing[1],
     )
 
 

@@ -6,7 +6,11 @@ each test checks that the token appears in no log line, no Event and no status.
 """
 
 import base64
+import hashlib
+import hmac
 import json
+import time
+import urllib.parse
 from typing import Any
 
 import prometheus_client
@@ -216,6 +220,38 @@ def test_each_kind_gets_the_body_its_service_documents(cluster, start_operator, 
         }
         (event,) = wait_for(lambda: cluster.events(reason="NotificationSent"))
         assert event.type == "Normal" and "team" in event.message and "smoke-29012346" in event.message
+        assert_url_nowhere(cluster, receiver, logs)
+
+
+@pytest.mark.parametrize("kind", ["dingtalk", "feishu"])
+def test_robots_with_the_signature_setting_get_signed_messages(cluster, start_operator, logs, kind):
+    signing_secret = "SEC" + "5f3c9a" * 8
+    with Receiver(answer_body=ROBOT_ANSWERS[kind]) as receiver:
+        add_secret(cluster, {"url": receiver.url, "sign": signing_secret})
+        start_operator()
+        signing = {"secretKeyRef": {"name": "hooks", "key": "sign"}}
+        create(cluster, make_plan(notify=[target(kind=kind, signingSecretFrom=signing)]))
+        run_once(cluster, "smoke-29012346", "Failed", 1)
+        delivered(cluster, 1)
+        (request,) = receiver.received
+        # verified the way the services do: HMAC-SHA256 with the shared secret, a recent timestamp
+        if kind == "dingtalk":
+            path, _, query = request.path.partition("?")
+            fields = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+            stamp = fields["timestamp"]
+            digest = hmac.new(signing_secret.encode(), f"{stamp}\n{signing_secret}".encode(), hashlib.sha256)
+            assert fields["sign"] == base64.b64encode(digest.digest()).decode()
+            assert abs(int(stamp) / 1000 - time.time()) < 60
+            assert path == f"/hooks/{receiver.token}" and request.body == expected_bodies()[kind]
+        else:
+            body = dict(request.body)
+            stamp, sign = body.pop("timestamp"), body.pop("sign")
+            digest = hmac.new(f"{stamp}\n{signing_secret}".encode(), b"", hashlib.sha256)
+            assert sign == base64.b64encode(digest.digest()).decode()
+            assert abs(int(stamp) - time.time()) < 60
+            assert body == expected_bodies()[kind]
+        assert signing_secret not in logs.text
+        assert signing_secret not in json.dumps(cluster.plan())
         assert_url_nowhere(cluster, receiver, logs)
 
 

@@ -1,10 +1,15 @@
 """spec.notify: validation, triggers, the exactly-once state in the status, and the payloads."""
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import urllib.parse
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from tep_operator import notify
 from tep_operator.plan import NotifyTarget, PlanError, read_plan
@@ -73,7 +78,6 @@ def test_bad_targets_are_named(fields: dict[str, Any], field: str, message: str)
 
 
 def test_a_bare_on_key_in_yaml_is_named() -> None:
-    import yaml
 
     plan = body(
         yaml.safe_load("name: chat\nkind: slack\nurlFrom: {secretKeyRef: {name: h, key: k}}\non: [Failed]")
@@ -286,3 +290,48 @@ def test_slack_text_is_escaped() -> None:
 def test_robots_report_errors_in_a_200(kind: str, answer: bytes, problem: str | None) -> None:
     found = notify.response_problem(kind, answer)
     assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+# -- the robots' signature security setting -----------------------------------------------------
+
+
+def test_dingtalk_signature_as_its_documentation_computes_it() -> None:
+
+    secret, now = "SEC0123456789abcdef", 1700000000.123
+    url, sent = notify.signed(
+        "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=t", {"a": 1}, secret, now
+    )
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["access_token"] == ["t"] and query["timestamp"] == ["1700000000123"]
+    # https://open.dingtalk.com/document/robots/customize-robot-security-settings
+    expected = base64.b64encode(
+        hmac.new(secret.encode(), b"1700000000123\n" + secret.encode(), hashlib.sha256).digest()
+    )
+    assert query["sign"] == [expected.decode()]
+    assert sent == {"a": 1}
+
+
+def test_feishu_signature_as_its_documentation_computes_it() -> None:
+
+    url, sent = notify.signed(
+        "feishu",
+        "https://open.feishu.cn/open-apis/bot/v2/hook/x",
+        {"msg_type": "text"},
+        "s3cr3t",
+        1700000000.9,
+    )
+    assert url == "https://open.feishu.cn/open-apis/bot/v2/hook/x"
+    # https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot:
+    # HMAC-SHA256 keyed with "<ts>\n<secret>" over an empty message
+    expected = base64.b64encode(hmac.new(b"1700000000\ns3cr3t", b"", hashlib.sha256).digest()).decode()
+    assert sent == {"timestamp": "1700000000", "sign": expected, "msg_type": "text"}
+
+
+def test_a_signing_secret_is_for_the_robots_that_sign() -> None:
+    signing = {"secretKeyRef": {"name": "hooks", "key": "sign"}}
+    (read,) = read_plan(body(target(kind="dingtalk", signingSecretFrom=signing))).notify
+    assert (read.signing_secret_name, read.signing_secret_key) == ("hooks", "sign")
+    found = problems(body(target(kind="slack", signingSecretFrom=signing)))
+    assert found == {"spec.notify[0].signingSecretFrom": "only for kinds dingtalk, feishu, not slack"}
+    found = problems(body(target(kind="feishu", signingSecretFrom={"secretKeyRef": {"name": "hooks"}})))
+    assert "is required" in found["spec.notify[0].signingSecretFrom.secretKeyRef.key"]
