@@ -47,7 +47,8 @@ def run_trigger(target: NotifyTarget, run: Mapping[str, Any], before: int) -> st
     """The one trigger of `target` that a newly finished run fires; None for none.
 
     Failed/Error fire once per failing streak, when it reaches `after` runs; Recovered fires
-    on the first pass after a streak that did. Flaky and Always fire on each such run.
+    on the first pass after a streak that did. Flaky fires on each passing run with flaky
+    tests, Always on every run.
     """
     result = run.get("result")
     if result in FAILING:
@@ -55,7 +56,7 @@ def run_trigger(target: NotifyTarget, run: Mapping[str, Any], before: int) -> st
             return str(result)
     elif before >= target.after and "Recovered" in target.on:
         return "Recovered"
-    if "Flaky" in target.on and run.get("flaky"):
+    if "Flaky" in target.on and result == "Passed" and run.get("flaky"):
         return "Flaky"
     if "Always" in target.on:
         return "Always"
