@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -49,13 +50,13 @@ class Outcome:
 
 def _attempt(url: str, data: bytes, kind: str, timeout: float) -> tuple[bool, bool, str]:
     """One POST: (delivered, worth retrying, problem)."""
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT},
-    )
     try:
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT},
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             problem = notify.response_problem(kind, response.read(MAX_ANSWER_BYTES))
             return problem is None, False, problem or ""
@@ -71,8 +72,12 @@ def _attempt(url: str, data: bytes, kind: str, timeout: float) -> tuple[bool, bo
         return False, True, f"the request {what}"
     except TimeoutError:
         return False, True, f"the receiver did not answer within {timeout:g}s"
+    except http.client.InvalidURL:
+        return False, False, "the Secret's value is not a valid URL"
     except (ConnectionError, http.client.HTTPException, OSError) as exc:
         return False, True, f"the connection failed ({type(exc).__name__})"
+    except ValueError:  # urllib's messages quote the URL: never pass them on
+        return False, False, "the Secret's value is not a valid URL"
 
 
 def post(
@@ -90,7 +95,7 @@ def post(
     exponential backoff (1 s, 2 s, 4 s ... at most 30 s) while within `window` seconds.
     None when `stopping` is set while waiting to retry: the operator is shutting down.
     With `signing_secret`, each attempt is signed afresh (notify.signed)."""
-    if not url.startswith(("http://", "https://")):
+    if not url.lower().startswith(("http://", "https://")):
         return Outcome(False, 0, "the Secret's value is not an http(s) URL")
     start, delay, attempts = clock(), FIRST_BACKOFF_SECONDS, 0
     while True:
@@ -150,8 +155,11 @@ class Notifier:
     def _deliver(self, namespace: str, name: str, key: str) -> None:
         try:
             self._send(namespace, name, key)
-        except Exception:  # a bug here must not kill the worker; the entry stays pending
-            LOGGER.exception("Delivering notification %s failed unexpectedly", key)
+        except Exception as exc:  # a bug: the entry stays pending. Frames only: a message may quote the URL.
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            LOGGER.error(
+                "Delivering notification %s failed unexpectedly (%s):\n%s", key, type(exc).__name__, frames
+            )
         finally:
             self._done(key)
 

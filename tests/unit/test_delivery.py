@@ -67,3 +67,9 @@ def test_a_shutdown_stops_the_retries() -> None:
         outcome = delivery.post(receiver.url, BODY, "webhook", timeout=1, window=60, stopping=stopping)
     assert outcome is None and time.monotonic() - started < 5
     assert len(receiver.received) == 1
+
+
+def test_a_malformed_url_is_final_and_not_quoted() -> None:
+    for url in ("http://[::1/hooks/secret-token", "http://127.0.0.1:notaport/hooks/secret-token"):
+        outcome = delivery.post(url, BODY, "webhook", timeout=1, window=5)
+        assert outcome == delivery.Outcome(False, 1, "the Secret's value is not a valid URL")
