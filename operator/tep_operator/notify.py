@@ -73,7 +73,14 @@ def missed_occasion(due: str) -> str:
 
 
 def entry(
-    plan: Plan, target: NotifyTarget, trigger: str, now: dt.datetime, *, run: str = "", due: str = ""
+    plan: Plan,
+    target: NotifyTarget,
+    trigger: str,
+    now: dt.datetime,
+    *,
+    run: str = "",
+    due: str = "",
+    failures: int | None = None,
 ) -> dict[str, Any]:
     occasion = run or missed_occasion(due)
     item: dict[str, Any] = {
@@ -87,6 +94,8 @@ def entry(
         item["run"] = run
     if due:
         item["dueTime"] = due
+    if failures is not None:  # as of the run, whenever the message goes out
+        item["consecutiveFailures"] = failures
     return item
 
 
@@ -117,7 +126,7 @@ def run_patch(
     before = failures_before(old)
     patch: dict[str, Any] = {"consecutiveFailures": before + 1 if run.get("result") in FAILING else 0}
     intents = [
-        entry(plan, target, trigger, now, run=str(run["name"]))
+        entry(plan, target, trigger, now, run=str(run["name"]), failures=patch["consecutiveFailures"])
         for target in plan.notify
         if (trigger := run_trigger(target, run, before))
     ]
@@ -189,7 +198,7 @@ def notice(
         plan=plan,
         run=run,
         due_time=str(item.get("dueTime") or ""),
-        consecutive_failures=int(status.get("consecutiveFailures") or 0),
+        consecutive_failures=int(item.get("consecutiveFailures", status.get("consecutiveFailures")) or 0),
         report_url=f"{reports_url}/{path.lstrip('/')}" if reports_url and path else "",
     )
 

@@ -222,6 +222,11 @@ def test_a_notice_falls_back_to_the_history_entry() -> None:
     assert found.run["name"] == "smoke-1" and found.result == "Failed"
     assert found.report_url == "https://reports.example.com/qa/smoke/r1/report.html"
     assert notify.notice(item, status, "qa", "smoke", "").report_url == ""
+    assert found.consecutive_failures == 0  # an entry without it: the status' count
+    late = {**item, "consecutiveFailures": 3}  # sent after newer runs: the count as of its run
+    assert (
+        notify.notice(late, {**status, "consecutiveFailures": 0}, "qa", "smoke", "").consecutive_failures == 3
+    )
 
 
 def test_a_missed_webhook_body() -> None:
