@@ -148,6 +148,7 @@ class Reconciler:
                     now(),
                     active,
                     runs.parse_time(fresh["metadata"].get("creationTimestamp")),
+                    live,
                 ),
             ),
         )

@@ -21,15 +21,16 @@ ON_SCHEDULE = "OnSchedule"
 MISSED = "MissedSchedule"
 
 
-def baseline(status: Mapping[str, Any], created: dt.datetime | None) -> dt.datetime | None:
-    """Since when every due run must have started: the latest of the plan's creation, the
-    time its current schedule took effect (scheduleSince), the CronJob's last schedule and
-    the last run's start."""
+def baseline(status: Mapping[str, Any], *known: dt.datetime | None) -> dt.datetime | None:
+    """Since when every due run must have started: the latest of the time the plan's current
+    schedule took effect (scheduleSince), its last schedule, the last run's start, and the
+    `known` times (the plan's creation, the live CronJob's lastScheduleTime: the status'
+    copy of it lags behind after the operator was down)."""
     times = [
         parse_time(status.get("scheduleSince")),
         parse_time(status.get("lastScheduleTime")),
         parse_time((status.get("lastRun") or {}).get("startTime")),
-        created,
+        *known,
     ]
     found = [t for t in times if t is not None]
     return max(found) if found else None
@@ -48,15 +49,18 @@ def schedule_patch(
     now: dt.datetime,
     active: list[str],
     created: dt.datetime | None,
+    cronjob: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """`patch` (the plan's scheduled status) with scheduleSince and the OnSchedule condition,
-    and the Missed notifications when the condition turns False."""
+    and the Missed notifications when the condition turns False. `cronjob` is the plan's
+    CronJob as last seen (None if none)."""
     out = dict(patch)
     if old.get("observedGeneration") != plan.generation or not old.get("scheduleSince"):
         out["scheduleSince"] = isoformat(now)  # a new schedule: due times count from now
     merged = {**old, **out}
     conditions = merged.get("conditions") or []
-    since = baseline(merged, created)
+    scheduled = parse_time(((cronjob or {}).get("status") or {}).get("lastScheduleTime"))
+    since = baseline(merged, created, scheduled)
     due = None
     if plan.enabled and since and not (active and plan.concurrency_policy == "Forbid"):
         due = overdue(plan, since, now)

@@ -6,6 +6,7 @@ is exactly "the controller stopped working". The operator's clock is moved forwa
 """
 
 import datetime as dt
+import time
 
 import prometheus_client
 import pytest
@@ -131,3 +132,26 @@ def test_a_suspended_plan_misses_nothing(cluster, start_operator, logs, monkeypa
     cluster.wait_status(lambda s: on_schedule(s).get("status") == "False", name="witness")
     assert on_schedule(cluster.status())["status"] == "True"
     assert [e.involved_object.name for e in cluster.events(reason="MissedSchedule")] == ["witness"]
+
+
+def test_a_restart_after_downtime_with_a_working_cronjob_misses_nothing(
+    cluster, start_operator, logs, monkeypatch
+):
+    """The plan's status still has the old lastScheduleTime when the operator comes back; the
+    CronJob's own is the truth, so nothing is reported missed, not even for a moment."""
+    clock = Clock(monkeypatch)
+    first = start_operator()
+    cluster.create_plan(make_plan(**HOURLY))
+    cluster.wait_status(lambda s: on_schedule(s).get("status") == "True")
+    first.stop()
+    clock.ahead = dt.timedelta(hours=3)  # meanwhile the CronJob controller started every run
+    scheduled = clock.now().replace(minute=0, second=0, microsecond=0)
+    cluster.batch.patch_namespaced_cron_job_status(
+        "smoke", "qa", {"status": {"lastScheduleTime": stamp(scheduled)}}
+    )
+
+    start_operator(resync_seconds=0.3)
+    cluster.wait_status(lambda s: s.get("lastScheduleTime") == stamp(scheduled))
+    time.sleep(1)  # a few resyncs
+    assert on_schedule(cluster.status())["status"] == "True"
+    assert not cluster.events(reason="MissedSchedule")

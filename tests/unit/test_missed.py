@@ -38,7 +38,7 @@ def at(hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
 
 
 def check(p: Any, old: dict[str, Any], now: dt.datetime, active: list[str] | None = None) -> dict[str, Any]:
-    return missed.schedule_patch(p, old, {}, now, active or [], CREATED)
+    return missed.schedule_patch(p, old, {}, now, active or [], CREATED, None)
 
 
 def on_schedule(patch: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +121,18 @@ def test_the_time_zone_decides_the_due_time() -> None:
     assert on_schedule(check(shanghai, SEEN, at(23)))["status"] == "True"
     patch = check(shanghai, SEEN, dt.datetime(2026, 11, 22, 1, 3, tzinfo=dt.UTC))
     assert "due at 2026-11-22T01:00:00Z" in on_schedule(patch)["message"]
+
+
+def test_the_live_cronjob_knows_better_than_a_stale_status() -> None:
+    cronjob = {"status": {"lastScheduleTime": "2026-11-21T12:00:00Z"}}
+    assert (
+        on_schedule(missed.schedule_patch(plan(), SEEN, {}, at(12, 30), [], CREATED, cronjob))["status"]
+        == "True"
+    )
+    assert (
+        on_schedule(missed.schedule_patch(plan(), SEEN, {}, at(12, 30), [], CREATED, None))["status"]
+        == "False"
+    )
 
 
 def test_before_the_plan_existed_nothing_was_due() -> None:
