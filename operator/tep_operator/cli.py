@@ -13,7 +13,7 @@ from typing import Any
 
 from tep_operator import names
 from tep_operator.browser import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPORTS
-from tep_operator.config import ConfigError, config_from_env, parse_resources
+from tep_operator.config import ConfigError, config_from_env, parse_reports_url, parse_resources
 
 EXIT_BY_RESULT = {"Passed": 0, "Failed": 1, "Error": 2}
 
@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--liveness-port", type=int, help="port of /healthz (0: off)")
     op.add_argument("--metrics-port", type=int, help="port of /metrics (0: off)")
     op.add_argument("--resync-seconds", type=float, help="how often every plan is re-checked")
+    op.add_argument("--reports-url", help="base URL of the report browser, for links in notifications")
+    op.add_argument("--notify-timeout-seconds", type=float, help="seconds one notification request may take")
+    op.add_argument("--notify-retry-seconds", type=float, help="seconds a notification is retried for")
     op.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig file")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
@@ -102,6 +105,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
         config = config_from_env(os.environ)
         if args.runner_resources is not None:
             overrides["runner_resources"] = parse_resources(args.runner_resources, "--runner-resources")
+        if args.reports_url is not None:
+            overrides["reports_url"] = parse_reports_url(args.reports_url, "--reports-url")
     except ConfigError as exc:
         print(f"tep operator: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +117,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
         "liveness_port",
         "metrics_port",
         "resync_seconds",
+        "notify_timeout_seconds",
+        "notify_retry_seconds",
     ):
         if getattr(args, field) is not None:
             overrides[field] = getattr(args, field)

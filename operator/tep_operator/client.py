@@ -4,6 +4,7 @@ Built on the official `kubernetes` client. Calls are synchronous; kopf runs the 
 that use them in its thread pool.
 """
 
+import base64
 import datetime
 import json
 import socket
@@ -228,6 +229,15 @@ class Kube:
             job["metadata"]["namespace"], label_selector=selector, _preload_content=False
         )
         return [pod for pod in _items(response) if controller_uid(pod) == uid]
+
+    # Secrets (notifications, docs/notifications.md)
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded; None if the key is absent. A `get`, never a list or
+        watch: the operator's RBAC grants only that, only where plans live."""
+        secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        value = (secret.get("data") or {}).get(key)
+        return base64.b64decode(value).decode() if value is not None else None
 
 
 def controller_uid(obj: Mapping[str, Any]) -> str | None:

@@ -32,6 +32,11 @@ class OperatorConfig:
     # Given to kopf explicitly: kopf's own default calls getpass.getuser(), which fails for
     # a numeric user without a passwd entry (the chart's pod runs as uid 10001).
     identity: str = field(default_factory=socket.gethostname)
+    # Notifications (docs/notifications.md): the report browser's base URL for links in
+    # messages ("" leaves them out), and how long one delivery may take and keep retrying.
+    reports_url: str = ""
+    notify_timeout_seconds: float = 10.0
+    notify_retry_seconds: float = 300.0
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -54,6 +59,27 @@ def parse_resources(raw: str, source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f'{source}: must be a JSON object like {{"limits": {{"cpu": "2"}}}}')
     return value
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be more than 0, not {raw}")
+    return value
+
+
+def parse_reports_url(raw: str, source: str) -> str:
+    """The report browser's base URL: http(s), no trailing slash; "" for none."""
+    url = raw.strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: {raw!r} must start with http:// or https://")
+    return url
 
 
 def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
@@ -83,4 +109,13 @@ def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
         metrics_port=_int(environ, "TEP_OPERATOR_METRICS_PORT", defaults.metrics_port),
         resync_seconds=resync_seconds,
         identity=environ.get(POD_NAME_ENV) or defaults.identity,
+        reports_url=parse_reports_url(
+            environ.get("TEP_OPERATOR_REPORTS_URL", ""), "TEP_OPERATOR_REPORTS_URL"
+        ),
+        notify_timeout_seconds=_seconds(
+            environ, "TEP_OPERATOR_NOTIFY_TIMEOUT_SECONDS", defaults.notify_timeout_seconds
+        ),
+        notify_retry_seconds=_seconds(
+            environ, "TEP_OPERATOR_NOTIFY_RETRY_SECONDS", defaults.notify_retry_seconds
+        ),
     )

@@ -120,6 +120,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         task = resync.pop("task", None)
         if task:
             task.cancel()
+        reconciler.notifier.stop()
 
     @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, id="cronjob_event", registry=registry)
     def cronjob_event(

@@ -1,6 +1,6 @@
 """Prometheus metrics of test runs, served on /metrics."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import prometheus_client
@@ -23,6 +23,48 @@ RUN_DURATION = Histogram(
 LAST_SUCCESS = Gauge("tep_last_success_timestamp_seconds", "When the plan last passed (Unix time).", LABELS)
 
 
+# Per-plan state, from the status on every reconcile (so also right after a restart); the
+# chart's alerts fire and resolve on their transitions, not once per failed Job.
+RESULTS = ("Passed", "Failed", "Error")
+LAST_RUN_RESULT = Gauge(
+    "tep_last_run_result",
+    "1 for the result of the plan's newest finished run, 0 for the others.",
+    [*LABELS, "result"],
+)
+CONSECUTIVE_FAILURES = Gauge(
+    "tep_consecutive_failures", "Failed or errored runs in a row, up to the newest run.", LABELS
+)
+SCHEDULE_OVERDUE = Gauge(
+    "tep_schedule_overdue", "1 while a due run has not started within startingDeadlineSeconds.", LABELS
+)
+NOTIFICATION_FAILURES = Counter(
+    "tep_notification_failures", "Notifications that failed after every retry.", [*LABELS, "target", "kind"]
+)
+
+
+def observe_plan(
+    namespace: str,
+    plan: str,
+    status: Mapping[str, Any],
+    overdue: bool,
+    targets: Iterable[tuple[str, str]] = (),
+) -> None:
+    """The per-plan gauges from the plan's status. Each (target, kind) gets its failure
+    counter at 0 now: `increase()` sees no rise in a series whose first sample is 1."""
+    for target, kind in targets:
+        NOTIFICATION_FAILURES.labels(namespace, plan, target, kind)
+    result = (status.get("lastRun") or {}).get("result")
+    if result in RESULTS:
+        for each in RESULTS:
+            LAST_RUN_RESULT.labels(namespace, plan, each).set(1 if each == result else 0)
+    CONSECUTIVE_FAILURES.labels(namespace, plan).set(int(status.get("consecutiveFailures") or 0))
+    SCHEDULE_OVERDUE.labels(namespace, plan).set(1 if overdue else 0)
+
+
+def notification_failed(namespace: str, plan: str, target: str, kind: str) -> None:
+    NOTIFICATION_FAILURES.labels(namespace, plan, target, kind).inc()
+
+
 def observe_run(namespace: str, plan: str, run: Mapping[str, Any], completed_at: float | None) -> None:
     """Count a run once, when it is first recorded."""
     RUNS.labels(namespace, plan, run.get("trigger", "schedule"), run["result"]).inc()
@@ -36,7 +78,16 @@ def observe_run(namespace: str, plan: str, run: Mapping[str, Any], completed_at:
 
 def forget_plan(namespace: str, plan: str) -> None:
     """Drop a deleted plan's series, so dashboards do not show it forever."""
-    for metric in (LAST_RUN_TESTS, RUN_DURATION, LAST_SUCCESS, RUNS):
+    for metric in (
+        LAST_RUN_TESTS,
+        RUN_DURATION,
+        LAST_SUCCESS,
+        RUNS,
+        LAST_RUN_RESULT,
+        CONSECUTIVE_FAILURES,
+        SCHEDULE_OVERDUE,
+        NOTIFICATION_FAILURES,
+    ):
         for labels in list(metric._metrics):  # prometheus-client has no public "remove matching"
             if labels[:2] == (namespace, plan):
                 metric.remove(*labels)

@@ -70,6 +70,29 @@ class Source:
     secret_name: str = ""  # git
 
 
+# spec.notify (docs/notifications.md)
+NOTIFY_KINDS = ("webhook", "slack", "teams", "dingtalk", "feishu", "wecom")
+NOTIFY_TRIGGERS = ("Failed", "Error", "Recovered", "Flaky", "Missed", "Always")
+NOTIFY_DEFAULT_ON = ("Failed", "Error", "Recovered")
+NOTIFY_FIELDS = ("name", "kind", "urlFrom", "signingSecretFrom", "on", "after")
+NOTIFY_SIGNED_KINDS = ("dingtalk", "feishu")  # robots whose "signature" security setting we support
+_TARGET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """Where and when to send a notification; the URL itself is only ever in the Secret."""
+
+    name: str
+    kind: str
+    secret_name: str
+    secret_key: str
+    on: tuple[str, ...] = NOTIFY_DEFAULT_ON
+    after: int = 1
+    signing_secret_name: str = ""  # dingtalk/feishu: the robot's signing secret, also in a Secret
+    signing_secret_key: str = ""
+
+
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -100,6 +123,7 @@ class Plan:
     service_account_name: str = ""
     pod_template: Mapping[str, Any] = field(default_factory=dict)
     run_requested_at: str = ""
+    notify: tuple[NotifyTarget, ...] = ()
 
 
 def parse_cpu(quantity: object) -> float:
@@ -299,6 +323,90 @@ def _read_resources(r: _Reader, spec: Mapping[str, Any]) -> Mapping[str, Any]:
     return resources
 
 
+def _unknown_fields(r: _Reader, value: Mapping[str, Any], known: Sequence[str], path: str) -> None:
+    for key in value:
+        if key not in known:
+            r.problem(f"{path}.{key}", f"is not a known field (known: {', '.join(known)})", "UnknownField")
+
+
+def _secret_key_ref(r: _Reader, parent: Mapping[str, Any], key: str, path: str, what: str) -> tuple[str, str]:
+    """(name, key) of `<key>: {secretKeyRef: {name, key}}`, required."""
+    value = r.mapping(parent, key, path)
+    _unknown_fields(r, value, ("secretKeyRef",), path)
+    ref = r.mapping(value, "secretKeyRef", f"{path}.secretKeyRef")
+    _unknown_fields(r, ref, ("name", "key"), f"{path}.secretKeyRef")
+    found = [r.string(ref, part, f"{path}.secretKeyRef.{part}") for part in ("name", "key")]
+    for part, text in zip(("name", "key"), found, strict=True):
+        if not text:
+            r.problem(
+                f"{path}.secretKeyRef.{part}",
+                f"is required: {what} lives only in a key of a Secret in the plan's namespace",
+                "InvalidNotify",
+            )
+    return found[0], found[1]
+
+
+def _read_notify_target(r: _Reader, target: Mapping[str, Any], path: str) -> NotifyTarget:
+    bare_on = [key for key in target if str(key).lower() == "true"]  # YAML 1.1 reads a bare `on` as true
+    if bare_on:
+        r.problem(f"{path}.on", 'write the key in quotes, "on": a bare on is read as true by YAML 1.1')
+        target = {key: value for key, value in target.items() if key not in bare_on}
+    _unknown_fields(r, target, NOTIFY_FIELDS, path)
+    name = r.string(target, "name", f"{path}.name")
+    if not name:
+        r.problem(f"{path}.name", "is required", "InvalidNotify")
+    elif len(name) > 63 or not _TARGET_NAME.match(name):
+        r.problem(f"{path}.name", f"{name!r} must be a DNS label (a-z, 0-9, -; at most 63)", "InvalidNotify")
+    kind = r.string(target, "kind", f"{path}.kind")
+    if kind not in NOTIFY_KINDS:
+        found = f"{kind!r} is not" if kind else "is required:"
+        r.problem(f"{path}.kind", f"{found} one of {', '.join(NOTIFY_KINDS)}", "InvalidNotify")
+    secret = _secret_key_ref(r, target, "urlFrom", f"{path}.urlFrom", "the URL")
+    signing = ("", "")
+    if target.get("signingSecretFrom") is not None:
+        signing = _secret_key_ref(r, target, "signingSecretFrom", f"{path}.signingSecretFrom", "the secret")
+        if kind in NOTIFY_KINDS and kind not in NOTIFY_SIGNED_KINDS:
+            r.problem(
+                f"{path}.signingSecretFrom",
+                f"only for kinds {', '.join(NOTIFY_SIGNED_KINDS)}, not {kind}",
+                "InvalidNotify",
+            )
+    on = target.get("on", list(NOTIFY_DEFAULT_ON))
+    if not isinstance(on, list) or not on or not all(isinstance(t, str) for t in on):
+        r.problem(f"{path}.on", f"must be a non-empty list of {', '.join(NOTIFY_TRIGGERS)}", "InvalidNotify")
+        on = list(NOTIFY_DEFAULT_ON)
+    for index, trigger in enumerate(on):
+        if trigger not in NOTIFY_TRIGGERS:
+            r.problem(
+                f"{path}.on[{index}]",
+                f"{trigger!r} is not one of {', '.join(NOTIFY_TRIGGERS)}",
+                "InvalidNotify",
+            )
+    return NotifyTarget(
+        name=name,
+        kind=kind,
+        secret_name=secret[0],
+        secret_key=secret[1],
+        on=tuple(dict.fromkeys(on)),
+        after=r.integer(target, "after", f"{path}.after", 1, 1, 1000),
+        signing_secret_name=signing[0],
+        signing_secret_key=signing[1],
+    )
+
+
+def _read_notify(r: _Reader, spec: Mapping[str, Any]) -> tuple[NotifyTarget, ...]:
+    targets = tuple(
+        _read_notify_target(r, target, f"spec.notify[{index}]")
+        for index, target in enumerate(r.objects(spec, "notify", "spec.notify"))
+    )
+    seen: set[str] = set()
+    for index, target in enumerate(targets):
+        if target.name and target.name in seen:
+            r.problem(f"spec.notify[{index}].name", f"{target.name!r} is used twice", "InvalidNotify")
+        seen.add(target.name)
+    return targets
+
+
 def read_plan(body: Mapping[str, Any]) -> Plan:
     """A TestPlan object (as the API server or a YAML file gives it) as a `Plan`.
 
@@ -371,6 +479,7 @@ def read_plan(body: Mapping[str, Any]) -> Plan:
         service_account_name=r.string(spec, "serviceAccountName", "spec.serviceAccountName"),
         pod_template=r.mapping(spec, "podTemplate", "spec.podTemplate"),
         run_requested_at=str(annotations.get(ANNOTATION_RUN_REQUESTED_AT, "")),
+        notify=_read_notify(r, spec),
     )
     if not plan.name:
         r.problem("metadata.name", "is required")

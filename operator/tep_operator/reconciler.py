@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from tep_operator import cronjob, metrics, names, runs, status
+from tep_operator import cronjob, delivery, metrics, missed, names, notify, runs, status
 from tep_operator.client import ApiException, Kube, is_status
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, PlanError, read_plan
@@ -75,6 +75,10 @@ class Reconciler:
         self.applied: dict[tuple[str, str], str] = {}
         # lastScheduleTime already copied per plan: a CronJob's other events need no read
         self.schedules: dict[tuple[str, str], str] = {}
+        # notifications: sent in the background, never holding up a reconcile (docs/notifications.md)
+        self.notifier = delivery.Notifier(
+            config, kube, lambda body, compute: update_status(kube, body, compute)
+        )
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
         result = self.kube.apply_cronjob(manifest)
@@ -115,14 +119,16 @@ class Reconciler:
             self.apply(manifest)
         cronjob_name = manifest["metadata"]["name"]
         new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
-        update_status(
-            self.kube,
-            body,
-            lambda fresh: _if_changed(
-                fresh,
-                status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active())),
-            ),
-        )
+
+        def scheduled(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
+            old = fresh.get("status") or {}
+            running = active()
+            patch = status.scheduled_status(plan, old, cronjob_name, now(), bool(running))
+            created = runs.parse_time(fresh["metadata"].get("creationTimestamp"))
+            return _if_changed(fresh, missed.schedule_patch(plan, old, patch, now(), running, created, live))
+
+        written = update_status(self.kube, body, scheduled)
+        self.after_status_write(body, written, logger, plan)
         if new_generation:  # once per spec change; not on restarts, resyncs or status events
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             self.kube.post_event(body, "Normal", "CronJobApplied", message)
@@ -234,6 +240,27 @@ class Reconciler:
         )
         self.schedules[key] = scheduled
 
+    def after_status_write(
+        self,
+        body: Mapping[str, Any],
+        written: tuple[Mapping[str, Any], dict[str, Any]] | None,
+        logger: Logger,
+        plan: Plan | None,
+    ) -> None:
+        """After a status write (or none): announce a missed schedule once, refresh the
+        per-plan gauges, and hand pending notifications to the background delivery."""
+        seen, patch = written or (body, {})
+        namespace, name = seen["metadata"]["namespace"], seen["metadata"]["name"]
+        old = seen.get("status") or {}
+        current = {**old, **patch}
+        message = missed.newly_missed(old, patch)
+        if message:
+            self.kube.post_event(seen, "Warning", missed.MISSED, message)
+            logger.warning("%s/%s: %s", namespace, name, message)
+        targets = [(target.name, target.kind) for target in plan.notify] if plan else []
+        metrics.observe_plan(namespace, name, current, missed.is_missed(current), targets)
+        self.notifier.submit(namespace, name, current)
+
     def plan_exists(self, plan: Plan) -> bool:
         """Whether this very plan (same uid) still exists and is not being deleted."""
         body = self.kube.find_plan(plan.namespace, plan.name)
@@ -263,12 +290,15 @@ class Reconciler:
         def compute(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
             old = fresh.get("status") or {}
             patch = (runs.record_run(old, run, history_limit, now()) if run else None) or {}
+            if plan:
+                patch.update(notify.run_patch(plan, old, patch, now()))
             phase = runs.phase_after(old.get("phase"), idle, len(active()))
             if phase and phase != old.get("phase"):
                 patch["phase"] = phase
             return patch or None
 
         written = update_status(self.kube, body, compute)
+        self.after_status_write(body, written, logger, plan)
         if run and written and "history" in written[1]:
             kind, reason, message = runs.event_for(run)
             self.kube.post_event(written[0], kind, reason, message)

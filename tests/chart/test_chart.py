@@ -243,7 +243,7 @@ def test_operator_env_defaults(default_objects):
 @pytest.mark.parametrize("values", ["defaults", "values-all"])
 def test_operator_identity_is_the_pod_name(default_objects, all_objects, values):
     """kopf's identity comes from the downward API, never from the passwd database."""
-    deployment = one(default_objects if values == "defaults" else all_objects, "Deployment")
+    deployment = component(default_objects if values == "defaults" else all_objects, "Deployment", "operator")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     (pod_name,) = [e for e in container["env"] if e["name"] == POD_NAME_ENV]
     assert pod_name == {"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
@@ -433,7 +433,13 @@ def test_service_monitor(all_objects):
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "1m", "scrapeTimeout": "20s"}
+    assert endpoint == {
+        "port": "metrics",
+        "path": "/metrics",
+        "honorLabels": True,
+        "interval": "1m",
+        "scrapeTimeout": "20s",
+    }
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 

@@ -1,13 +1,16 @@
 """Fixtures for integration tests against the in-process Kubernetes API emulator (tests/emulator.py)."""
 
+import logging
 import pathlib
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.emulator import KUBERNETES_MINOR, Emulator, start_emulator
 from tests.integration.harness import Cluster, OperatorThread
+from tests.integration.notifying import NOTIFY_CONFIG
 
 
 @pytest.fixture()
@@ -56,3 +59,29 @@ def free_ports() -> Callable[[int], list[int]]:
         return found
 
     return ports
+
+
+# -- notifications and missed schedules (test_notifications.py, test_missed.py) ----------------
+
+
+@pytest.fixture()
+def start_operator(kube: Emulator, tmp_path: pathlib.Path) -> Iterator[Callable[..., OperatorThread]]:
+    """Start operators with the notification settings of the tests (and `config`); all stopped at the end."""
+    running: list[OperatorThread] = []
+
+    def start(**config: Any) -> OperatorThread:
+        operator = OperatorThread(kube, tmp_path, **{**NOTIFY_CONFIG, **config}).start()
+        running.append(operator)
+        return operator
+
+    yield start
+    for operator in running:
+        if operator.thread.is_alive():
+            operator.stop()
+
+
+@pytest.fixture()
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log record of the operator (it runs in this process), DEBUG and up."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
