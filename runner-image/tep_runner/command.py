@@ -1,4 +1,10 @@
-"""The pytest command lines: argument lists, never a shell string."""
+"""The pytest command line: an argument list, never a shell string.
+
+pytest runs in the tests folder with no target, so it finds its rootdir and configuration (pytest.toml,
+pytest.ini, pyproject.toml, tox.ini, setup.cfg: its own rules, whatever its version) and applies
+`testpaths` exactly as `pytest` run there by the suite's owners does. Only the plan's configFile and rootDir
+name them otherwise.
+"""
 
 from __future__ import annotations
 
@@ -10,51 +16,35 @@ from tep_runner.settings import Settings
 PLUGIN = "tep_runner.plugin"
 
 
-# The ini files pytest reads, in its own order. One in the tests folder is the suite's own.
-INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-
-
-def pytest_command(
-    settings: Settings, out_dir: Path, cache_dir: Path, python: str, ids_file: Path | None, ini: str
-) -> list[str]:
-    """The run: the whole tests folder, or this shard's node ids read by pytest from `@ids_file`."""
-    target = f"@{ids_file}" if ids_file else str(settings.tests_dir)
-    # dist "no" keeps xdist loaded with -n 0, so suites using its `worker_id` fixture still work.
-    xdist = ["-n", "0"] if settings.dist == "no" else ["-n", str(settings.workers), "--dist", settings.dist]
-    reruns = ["--reruns", str(settings.reruns)] if settings.reruns else []
+def pytest_command(settings: Settings, out_dir: Path, tmp: Path, python: str) -> list[str]:
+    """The run (this shard's share of it when sharded); the runner's record goes to `tmp`/record.json."""
+    s = settings
+    # dist "no" runs one worker: tests one at a time in collection order, and a test that kills its process
+    # is reported as failed while the run goes on (in-process, it would take every result with it).
+    xdist = ["-n", "1"] if s.dist == "no" else ["-n", str(s.workers), "--dist", s.dist]
+    reruns = ["--reruns", str(s.reruns)] if s.reruns else []
+    config = ["-c", str(s.source_root / s.config_file)] if s.config_file else []
+    rootdir = ["--rootdir", str(s.source_root / s.root_dir)] if s.root_dir else []
+    shard = ["--tep-shard", f"{s.shard_index}/{s.shards}", "--tep-split-file", str(split_file(tmp))]
     return [
-        python, "-m", "pytest", target, *xdist, *reruns,
-        # xunit1 records each test's file, from which summary.py rebuilds the node ids.
-        "--junitxml", str(out_dir / "junit.xml"), "-o", "junit_family=xunit1",
+        python, "-m", "pytest", *xdist, *reruns, *config, *rootdir,
+        *s.pytest_args,
+        # The runner's own options come last, where they win over the plan's args and the suite's addopts.
+        "--junitxml", str(out_dir / "junit.xml"),
         "--html", str(out_dir / "report.html"), "--self-contained-html",
-        *_common(settings, cache_dir, ini),
-        *settings.pytest_args,
-    ]  # fmt: skip
-
-
-def collect_command(
-    settings: Settings, cache_dir: Path, python: str, nodeids_file: Path, ini: str
-) -> list[str]:
-    """Collection only (for shards), with the plan's own selection (-k, -m ...) applied."""
-    return [
-        python, "-m", "pytest", str(settings.tests_dir), "--collect-only", "-q",
-        *_common(settings, cache_dir, ini), "--tep-nodeids-file", str(nodeids_file),
-        *settings.pytest_args,
-        "-n", "0",  # last, so a -n among the plan's args cannot start workers just to collect
-    ]  # fmt: skip
-
-
-def _common(settings: Settings, cache_dir: Path, ini: str) -> list[str]:
-    return [
-        # The suite's own ini file, or none (os.devnull): never one of a folder above the tests,
-        # which on a laptop may be an unrelated project's.
-        "-c", ini,
-        # Node ids relative to the tests folder, whatever ini file lies above it.
-        "--rootdir", str(settings.tests_dir),
         # The tests folder may be read-only: keep pytest's cache out of it.
-        "-o", f"cache_dir={cache_dir}",
+        "-o", f"cache_dir={tmp / 'cache'}",
         # A configMap mount holds `..data` and `..<timestamp>` folders beside the symlinked files; skip them
         # even when the suite's own norecursedirs replaces pytest's default '.*'.
-        "--ignore-glob", f"{glob.escape(str(settings.tests_dir))}/..*",
-        "-p", PLUGIN,
+        "--ignore-glob", f"{glob.escape(str(s.source_root))}/..*",
+        "-p", PLUGIN, "--tep-record", str(record_file(tmp)),
+        *(shard if s.shards > 1 else []),
     ]  # fmt: skip
+
+
+def record_file(tmp: Path) -> Path:
+    return tmp / "record.json"
+
+
+def split_file(tmp: Path) -> Path:
+    return tmp / "split.json"

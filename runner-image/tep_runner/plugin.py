@@ -1,40 +1,134 @@
-"""pytest plugin loaded into every run (`-p tep_runner.plugin`): evidence the JUnit XML does not hold."""
+"""pytest plugin loaded into every run (`-p tep_runner.plugin`): the run's record, this shard's share.
+
+The record (`--tep-record FILE`, JSON, written by the controlling process) holds each report as pytest's own
+terminal reporter categorised it -- the lists its final line counts -- so summary.json tells pytest's story.
+"""
 
 from __future__ import annotations
 
+import json
 import socket
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-WORKERS_LINE = "tep-runner: {} workers used"
+from tep_runner.shards import split
+
+# The categories of terminalreporter.stats that are not tests' outcomes.
+_NOT_OUTCOMES = ("", "warnings")
 
 
 class _Recorder:
-    def __init__(self, nodeids_file: str | None) -> None:
-        self.nodeids_file = nodeids_file
+    def __init__(self, config: pytest.Config, record_file: str) -> None:
+        self.config = config
+        self.record_file = record_file
         self.workers: set[str] = set()
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.nodeids_file:
-            Path(self.nodeids_file).write_text("".join(f"{item.nodeid}\n" for item in session.items))
+        self.durations: dict[str, float] = {}
+        self.interrupted = ""
+        self.collected = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # xdist attaches the worker that produced a report as `report.node`; without xdist there is none.
         node = getattr(report, "node", None)
         self.workers.add(node.gateway.id if node is not None else "main")
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + (report.duration or 0.0)
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        terminalreporter.write_line(WORKERS_LINE.format(len(self.workers)))
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # Ctrl-C, SIGTERM, or xdist's way of stopping at --maxfail ("stopping after 1 failures").
+        self.interrupted = str(excinfo.value) or excinfo.typename
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.collected = session.testscollected
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        stats: dict[str, list[Any]] = getattr(reporter, "stats", {})
+        reports = {
+            category: [r.nodeid for r in found if getattr(r, "count_towards_summary", True)]
+            for category, found in stats.items()
+            if category not in _NOT_OUTCOMES
+        }
+        record = {
+            "reports": reports,
+            "collectionErrors": [r.nodeid for r in stats.get("error", []) if isinstance(r, pytest.CollectReport)],
+            "collected": self.collected,
+            "collectOnly": bool(config.option.collectonly),
+            "interrupted": self.interrupted,
+            "maxfail": config.option.maxfail,
+            "workers": len(self.workers),
+            "durations": {nodeid: round(seconds, 3) for nodeid, seconds in self.durations.items()},
+            "rootdir": str(config.rootpath),
+            "configFile": str(config.inipath) if config.inipath else "",
+        }
+        Path(self.record_file).write_text(json.dumps(record))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport) -> None:
+        # xdist reports a test that killed its worker with when="???"; JUnit then files it as an error while
+        # pytest's own line says failed. It is the test's call that never returned.
+        report.when = "call"
+
+
+class _CrashTeardown:
+    """pytest-html files a test only at its teardown report, which a crashed worker never sends."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        yield
+        if report.when == "call" and report.failed and _crashed(report):
+            teardown = pytest.TestReport(
+                nodeid=report.nodeid,
+                location=report.location,
+                keywords={},
+                outcome="passed",
+                longrepr=None,
+                when="teardown",
+            )
+            teardown.node = report.node  # type: ignore[attr-defined]
+            self.config.hook.pytest_runtest_logreport(report=teardown)
+
+
+def _crashed(report: pytest.TestReport) -> bool:
+    return isinstance(report.longrepr, str) and " crashed while running " in report.longrepr
+
+
+class _Shard:
+    """Keep this shard's share of the tests pytest selected: every shard collects the same way."""
+
+    def __init__(self, index: int, shards: int, split_file: str) -> None:
+        self.index, self.shards, self.split_file = index, shards, split_file
+
+    @pytest.hookimpl(trylast=True)  # after -k, -m and the suite's own hooks have selected
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        mine = set(split([item.nodeid for item in items], self.shards, self.index))
+        if self.split_file:
+            Path(self.split_file).write_text(json.dumps({"selected": len(items), "mine": len(mine)}))
+        items[:] = [item for item in items if item.nodeid in mine]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--tep-nodeids-file", default=None, help="tep-runner: write the collected node ids here")
+    group = parser.getgroup("tep-runner")
+    group.addoption("--tep-record", default=None, help="tep-runner: write the run's record here")
+    group.addoption("--tep-shard", default=None, help="tep-runner: run share INDEX/SHARDS of the tests")
+    group.addoption("--tep-split-file", default=None, help="tep-runner: write the shard's split here")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-rerunfailures has opened its socket
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_Recorder(config.getoption("tep_nodeids_file")), "tep-recorder")
+    worker = hasattr(config, "workerinput")  # an xdist worker: the controller keeps the record
+    record = config.getoption("tep_record")
+    if record and not worker:
+        config.pluginmanager.register(_Recorder(config, record), "tep-recorder")
+        config.pluginmanager.register(_CrashTeardown(config), "tep-crash-teardown")
+    shard = config.getoption("tep_shard")
+    if shard:
+        index, shards = (int(n) for n in shard.split("/"))
+        config.pluginmanager.register(_Shard(index, shards, config.getoption("tep_split_file") or ""))
     # Under xdist, pytest-rerunfailures (16.7) asks the controller about every test over a TCP socket with
     # two small writes before each read; Nagle's algorithm and delayed ACKs then stall each test by tens of
     # milliseconds, doubling the time of a suite of short tests whenever --reruns is given.

@@ -23,7 +23,7 @@ from typing import IO, Any, TextIO
 from filelock import FileLock
 
 from tep_runner import gitclone, retention, shards
-from tep_runner.command import INI_FILES, collect_command, pytest_command
+from tep_runner.command import pytest_command, record_file, split_file
 from tep_runner.message import termination_message
 from tep_runner.runid import run_id_for
 from tep_runner.settings import Settings, SettingsError, settings_from_env
@@ -53,7 +53,10 @@ class _Run:
     def __init__(self, settings: Settings, environ: Mapping[str, str], out: TextIO) -> None:
         # Absolute: pytest runs with the tests folder as its working directory.
         self.settings = settings = replace(
-            settings, tests_dir=settings.tests_dir.absolute(), reports_dir=settings.reports_dir.absolute()
+            settings,
+            source_root=settings.source_root.absolute(),
+            tests_dir=settings.tests_dir.absolute(),
+            reports_dir=settings.reports_dir.absolute(),
         )
         self.out = out
         self.env = {**os.environ, **environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
@@ -68,7 +71,7 @@ class _Run:
     def execute(self) -> int:
         try:
             summary = self._run()
-        except (OSError, subprocess.SubprocessError, ET.ParseError) as e:
+        except (OSError, subprocess.SubprocessError, ET.ParseError, json.JSONDecodeError) as e:
             self._say(f"the run broke: {e}")
             summary = self._empty("Error", f"the run broke: {e}")
         _write_termination_log(str(self.settings.termination_log or ""), summary, self.out)
@@ -82,6 +85,8 @@ class _Run:
         self._update_latest()
         if not s.tests_dir.is_dir():
             summary = self._empty("Error", f"TEP_TESTS_DIR: {s.tests_dir} is not a directory")
+        elif not s.tests_dir.resolve().is_relative_to(s.source_root.resolve()):
+            summary = self._empty("Error", f"TEP_TESTS_DIR: {s.tests_dir} is not inside TEP_SOURCE_ROOT")
         else:
             with tempfile.TemporaryDirectory(prefix="tep-runner-") as tmp:
                 summary = self._pytest(Path(tmp))
@@ -90,37 +95,17 @@ class _Run:
             self._merge_if_complete()
         return summary
 
-    def _ini(self) -> str:
-        found = (self.settings.tests_dir / name for name in INI_FILES)
-        return str(next((path for path in found if path.is_file()), os.devnull))
-
     def _pytest(self, tmp: Path) -> dict[str, Any]:
         s = self.settings
-        ini = self._ini()
-        ids_file = None
-        if s.shards > 1:
-            collected = tmp / "collected.txt"
-            collected.touch()
-            code = self._stream(
-                collect_command(s, tmp / "cache", sys.executable, collected, ini), tmp / "collect.log"
-            )
-            nodeids = collected.read_text().splitlines()
-            # On a collection problem (no tests, import errors, bad args) the whole run below reports it.
-            if code == 0 and nodeids:
-                mine = shards.split(nodeids, s.shards, s.shard_index)
-                self._say(f"shard {s.shard_index}/{s.shards}: {len(mine)} of {len(nodeids)} tests")
-                if not mine:
-                    return self._empty("Passed", "")
-                ids_file = tmp / "shard-ids.txt"
-                ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
-        command = pytest_command(s, self.out_dir, tmp / "cache", sys.executable, ids_file, ini)
+        command = pytest_command(s, self.out_dir, tmp, sys.executable)
         began = time.monotonic()
         code = self._stream(command, self.out_dir / "pytest.log")
         duration = time.monotonic() - began
-        junit = self.out_dir / "junit.xml"
+        record, split = record_file(tmp), split_file(tmp)
         report = "report.html" if (self.out_dir / "report.html").exists() else "pytest.log"
         return summarize(
-            junit_xml=junit.read_text() if junit.exists() else None,
+            record=json.loads(record.read_text()) if record.exists() else None,
+            split=json.loads(split.read_text()) if split.exists() else {},
             log_text=(self.out_dir / "pytest.log").read_text(errors="replace"),
             exit_code=code,
             duration_seconds=duration,
@@ -132,7 +117,7 @@ class _Run:
         )
 
     def _stream(self, command: list[str], log_path: Path) -> int:
-        """Run a command in the tests folder; its output goes to `out` as it comes and into `log_path`."""
+        """Run a command in the tests folder (pytest's working directory); its output goes to `out` as it comes and into `log_path`."""
         self._say(f"running: {' '.join(command)}")
         with (
             log_path.open("wb") as log,
