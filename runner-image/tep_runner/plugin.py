@@ -25,7 +25,6 @@ class _Recorder:
         self.config = config
         self.record_file = record_file
         self.workers: set[str] = set()
-        self.durations: dict[str, float] = {}
         self.interrupted = ""
         self.collected = 0
 
@@ -33,7 +32,6 @@ class _Recorder:
         # xdist attaches the worker that produced a report as `report.node`; without xdist there is none.
         node = getattr(report, "node", None)
         self.workers.add(node.gateway.id if node is not None else "main")
-        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + (report.duration or 0.0)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # Ctrl-C, SIGTERM, or xdist's way of stopping at --maxfail ("stopping after 1 failures").
@@ -52,15 +50,16 @@ class _Recorder:
         }
         record = {
             "reports": reports,
-            "collectionErrors": [r.nodeid for r in stats.get("error", []) if isinstance(r, pytest.CollectReport)],
+            "collectionErrors": [
+                r.nodeid for r in stats.get("error", []) if isinstance(r, pytest.CollectReport)
+            ],
             "collected": self.collected,
             "collectOnly": bool(config.option.collectonly),
             "interrupted": self.interrupted,
             "maxfail": config.option.maxfail,
             "workers": len(self.workers),
-            "durations": {nodeid: round(seconds, 3) for nodeid, seconds in self.durations.items()},
             "rootdir": str(config.rootpath),
-            "configFile": str(config.inipath) if config.inipath else "",
+            "configFile": str(config.inipath) if config.inipath and config.inipath.is_file() else "",
         }
         Path(self.record_file).write_text(json.dumps(record))
 
@@ -111,8 +110,29 @@ class _Shard:
         items[:] = [item for item in items if item.nodeid in mine]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Before any conftest or test file is imported: stop a run whose configuration lies above its source.
+
+    A laptop's tests folder may sit inside an unrelated project; a pod's source has nothing above it. The
+    runner then runs again without that configuration (the file `--tep-outside` names says why).
+    """
+    options = early_config.known_args_namespace
+    root, outside = options.tep_source_root, options.tep_outside
+    if not root or not outside or hasattr(early_config, "workerinput"):
+        return
+    found = [p for p in (early_config.inipath, early_config.rootpath) if p and not p.is_relative_to(root)]
+    if found:
+        Path(outside).write_text(str(found[0]))
+        raise pytest.UsageError(f"tep-runner: {found[0]} is outside the source root {root}")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tep-runner")
+    group.addoption("--tep-source-root", default=None, help="tep-runner: the root of the suite's source")
+    group.addoption(
+        "--tep-outside", default=None, help="tep-runner: say here when the configuration is above it"
+    )
     group.addoption("--tep-record", default=None, help="tep-runner: write the run's record here")
     group.addoption("--tep-shard", default=None, help="tep-runner: run share INDEX/SHARDS of the tests")
     group.addoption("--tep-split-file", default=None, help="tep-runner: write the shard's split here")

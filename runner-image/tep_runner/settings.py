@@ -16,8 +16,10 @@ DISTS = ("load", "loadscope", "loadfile", "loadgroup", "worksteal", "no")
 RESERVED_ARGS = ("--junitxml", "--junit-xml", "--html", "--self-contained-html")
 # Options with a setting of their own (spec.pytest.configFile, spec.pytest.rootDir).
 OWN_SETTING_ARGS = {
-    "-c": "TEP_PYTEST_CONFIG_FILE", "--config-file": "TEP_PYTEST_CONFIG_FILE", "--rootdir": "TEP_PYTEST_ROOT_DIR",
-}  # fmt: skip
+    "-c": "TEP_PYTEST_CONFIG_FILE",
+    "--config-file": "TEP_PYTEST_CONFIG_FILE",
+    "--rootdir": "TEP_PYTEST_ROOT_DIR",
+}
 # Plugins the runner's artifacts come from; `-p no:<name>` would silently drop one.
 REQUIRED_PLUGINS = ("html", "junitxml", "xdist", "terminal", "tep_runner.plugin")
 # One path component: namespace, plan and run id become folder names on the shared volume.

@@ -33,7 +33,9 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]], report_path: str) ->
     result = next((r for r in ("Error", "Failed") if r in results), "Passed")
     # A reason explains a shard that did not pass; the run's is theirs.
     reasons = [
-        f"shard {s['shard']}: {s['reason']}" for s in summaries if s["result"] == result != "Passed" and "reason" in s
+        f"shard {s['shard']}: {s['reason']}"
+        for s in summaries
+        if s["result"] == result != "Passed" and "reason" in s
     ]
     return {
         "result": result,

@@ -23,7 +23,7 @@ from typing import IO, Any, TextIO
 from filelock import FileLock
 
 from tep_runner import gitclone, retention, shards
-from tep_runner.command import pytest_command, record_file, split_file
+from tep_runner.command import outside_file, pytest_command, record_file, split_file
 from tep_runner.message import termination_message
 from tep_runner.runid import run_id_for
 from tep_runner.settings import Settings, SettingsError, settings_from_env
@@ -97,9 +97,19 @@ class _Run:
 
     def _pytest(self, tmp: Path) -> dict[str, Any]:
         s = self.settings
-        command = pytest_command(s, self.out_dir, tmp, sys.executable)
         began = time.monotonic()
-        code = self._stream(command, self.out_dir / "pytest.log")
+        code = self._stream(
+            pytest_command(s, self.out_dir, tmp, sys.executable, bounded=False), self.out_dir / "pytest.log"
+        )
+        if outside_file(tmp).exists():
+            found = outside_file(tmp).read_text()
+            self._say(
+                f"ignoring {found}: it lies above the source root {s.source_root}, where a pod has nothing"
+            )
+            code = self._stream(
+                pytest_command(s, self.out_dir, tmp, sys.executable, bounded=True),
+                self.out_dir / "pytest.log",
+            )
         duration = time.monotonic() - began
         record, split = record_file(tmp), split_file(tmp)
         report = "report.html" if (self.out_dir / "report.html").exists() else "pytest.log"
@@ -117,7 +127,7 @@ class _Run:
         )
 
     def _stream(self, command: list[str], log_path: Path) -> int:
-        """Run a command in the tests folder (pytest's working directory); its output goes to `out` as it comes and into `log_path`."""
+        """Run a command in the tests folder; its output goes to `out` as it comes and into `log_path`."""
         self._say(f"running: {' '.join(command)}")
         with (
             log_path.open("wb") as log,

@@ -41,8 +41,9 @@ def test_all_pass_with_auto_workers(run_runner, write_suite, monkeypatch):
     assert os.readlink(result.plan_dir / "latest") == run_dir.name
     assert result.message == {
         "v": 1, "result": "Passed", "total": 6, "passed": 6, "failed": 0, "errors": 0, "skipped": 0,
-        "flaky": 0, "durationSeconds": result.message["durationSeconds"], "workers": 2, "shard": 0,
-        "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html", "failedTests": [],
+        "xfailed": 0, "xpassed": 0, "flaky": 0, "durationSeconds": result.message["durationSeconds"],
+        "workers": 2, "shard": 0, "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html",
+        "failedTests": [],
     }  # fmt: skip
     assert 0 < result.message["durationSeconds"] < 60
     summary = result.summary()
