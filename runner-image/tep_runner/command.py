@@ -26,30 +26,32 @@ def pytest_command(settings: Settings, out_dir: Path, tmp: Path, python: str, *,
     s = settings
     # dist "no" runs one worker: tests one at a time in collection order, and a test that kills its process
     # is reported as failed while the run goes on (in-process, it would take every result with it).
-    xdist = ["-n", "1"] if s.dist == "no" else ["-n", str(s.workers), "--dist", s.dist]
-    reruns = ["--reruns", str(s.reruns)] if s.reruns else []
-    config = ["-c", str(s.source_root / s.config_file)] if s.config_file else []
-    rootdir = ["--rootdir", str(s.source_root / s.root_dir)] if s.root_dir else []
+    xdist = ["--numprocesses=1"] if s.dist == "no" else [f"--numprocesses={s.workers}", f"--dist={s.dist}"]
+    reruns = [f"--reruns={s.reruns}"] if s.reruns else []
+    config = [f"--config-file={s.source_root / s.config_file}"] if s.config_file else []
+    rootdir = [f"--rootdir={s.source_root / s.root_dir}"] if s.root_dir else []
     if bounded:
-        config = config or ["-c", os.devnull]
-        rootdir = rootdir or ["--rootdir", str(s.tests_dir)]
+        config = config or [f"--config-file={os.devnull}"]
+        rootdir = rootdir or [f"--rootdir={s.tests_dir}"]
     # Checked only when pytest discovers them: what the plan names is inside the source by validation.
     check = [] if bounded or (config and rootdir) else [
-        "--tep-source-root", str(s.source_root), "--tep-outside", str(outside_file(tmp)),
+        f"--tep-source-root={s.source_root}", f"--tep-outside={outside_file(tmp)}",
     ]  # fmt: skip
-    shard = ["--tep-shard", f"{s.shard_index}/{s.shards}", "--tep-split-file", str(split_file(tmp))]
+    shard = [f"--tep-shard={s.shard_index}/{s.shards}", f"--tep-split-file={split_file(tmp)}"]
+    # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not
+    # options before it knows the plugins' options, so a separate value (a folder) would be taken for one.
     return [
         python, "-m", "pytest", *xdist, *reruns, *config, *rootdir,
         *s.pytest_args,
         # The runner's own options come last, where they win over the plan's args and the suite's addopts.
-        "--junitxml", str(out_dir / "junit.xml"),
-        "--html", str(out_dir / "report.html"), "--self-contained-html",
+        f"--junitxml={out_dir / 'junit.xml'}",
+        f"--html={out_dir / 'report.html'}", "--self-contained-html",
         # The tests folder may be read-only: keep pytest's cache out of it.
-        "-o", f"cache_dir={tmp / 'cache'}",
+        f"--override-ini=cache_dir={tmp / 'cache'}",
         # A configMap mount holds `..data` and `..<timestamp>` folders beside the symlinked files; skip them
         # even when the suite's own norecursedirs replaces pytest's default '.*'.
-        "--ignore-glob", f"{glob.escape(str(s.source_root))}/..*",
-        "-p", PLUGIN, "--tep-record", str(record_file(tmp)),
+        f"--ignore-glob={glob.escape(str(s.source_root))}/..*",
+        "-p", PLUGIN, f"--tep-record={record_file(tmp)}",
         *check,
         *(shard if s.shards > 1 else []),
     ]  # fmt: skip

@@ -70,6 +70,22 @@ class _Recorder:
         report.when = "call"
 
 
+class _OneCollectionError:
+    """Every xdist worker collects, so a file that fails to collect is reported by each; xdist keeps one per
+    distinct `longrepr`, which after deserialisation is a new object each time. Hand xdist the first report
+    again, as bare pytest reports the file once."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, pytest.CollectReport] = {}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_from_serializable(self) -> Generator[None, object, object]:
+        report = yield
+        if isinstance(report, pytest.CollectReport) and report.failed:
+            return self.failed.setdefault(report.nodeid, report)
+        return report
+
+
 class _CrashTeardown:
     """pytest-html files a test only at its teardown report, which a crashed worker never sends."""
 
@@ -145,6 +161,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if record and not worker:
         config.pluginmanager.register(_Recorder(config, record), "tep-recorder")
         config.pluginmanager.register(_CrashTeardown(config), "tep-crash-teardown")
+        config.pluginmanager.register(_OneCollectionError(), "tep-one-collection-error")
     shard = config.getoption("tep_shard")
     if shard:
         index, shards = (int(n) for n in shard.split("/"))

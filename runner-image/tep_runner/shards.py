@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 COUNTS = (
-    "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky", "reruns", "deselected",
-    "collected", "workers",
+    "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky", "reruns", "collected",
+    "workers",
 )  # fmt: skip
 
 

@@ -35,8 +35,7 @@ class Counts:
     xpassed: int = 0
     flaky: int = 0  # passed after one or more reruns
     reruns: int = 0  # rerun attempts (pytest-rerunfailures' "rerun" in the final line)
-    deselected: int = 0
-    collected: int = 0  # selected to run: pytest's collected items less those deselected
+    collected: int = 0  # selected to run: pytest's collected items less those deselected (-k, -m)
     failed_tests: tuple[str, ...] = ()  # failed, then errored, node ids
     collection_errors: tuple[str, ...] = ()  # files (or folders) that did not collect
 
@@ -51,7 +50,6 @@ def counts_from_record(record: Mapping[str, Any]) -> Counts:
         **outcomes,
         flaky=len(set(reports.get("passed", [])) & set(reports.get("rerun", []))),
         reruns=len(reports.get("rerun", [])),
-        deselected=len(reports.get("deselected", [])),
         collected=int(record.get("collected", 0)),
         failed_tests=tuple(dict.fromkeys(failed)),
         collection_errors=tuple(record.get("collectionErrors", [])),
@@ -129,7 +127,6 @@ def summarize(
         "xpassed": counts.xpassed,
         "flaky": counts.flaky,
         "reruns": counts.reruns,
-        "deselected": counts.deselected,
         "collected": counts.collected,
         "durationSeconds": round(duration_seconds, 3),
         "workers": int(record.get("workers", 0)) if record else 0,
@@ -155,7 +152,6 @@ def empty_summary(
         "xpassed": 0,
         "flaky": 0,
         "reruns": 0,
-        "deselected": 0,
         "collected": 0,
         "durationSeconds": 0.0,
         "workers": 0,

@@ -9,79 +9,68 @@ BASE = {"TEP_NAMESPACE": "qa", "TEP_PLAN": "smoke", "TEP_TESTS_DIR": "/tests", "
 OUT, TMP = Path("/reports/qa/smoke/r1"), Path("/tmp/x")
 
 
-def has(command: list[str], *pair: str) -> bool:
-    return any(command[i : i + len(pair)] == list(pair) for i in range(len(command)))
+def command_of(bounded: bool = False, **settings: str) -> list[str]:
+    return pytest_command(settings_from_env(BASE | settings), OUT, TMP, "python3", bounded=bounded)
 
 
 def test_full_command_names_no_target_and_no_configuration():
-    settings = settings_from_env(
-        BASE
-        | {"TEP_WORKERS": "4", "TEP_DIST": "loadscope", "TEP_RERUNS": "2", "TEP_PYTEST_ARGS": '["-k", "a b"]'}
+    command = command_of(
+        TEP_WORKERS="4", TEP_DIST="loadscope", TEP_RERUNS="2", TEP_PYTEST_ARGS='["-k", "a b"]'
     )
-    command = pytest_command(settings, OUT, TMP, "python3", bounded=False)
-    assert command[:11] == [
-        "python3", "-m", "pytest", "-n", "4", "--dist", "loadscope", "--reruns", "2", "-k", "a b",
+    assert command[:8] == [
+        "python3", "-m", "pytest", "--numprocesses=4", "--dist=loadscope", "--reruns=2", "-k", "a b",
     ]  # fmt: skip
-    # No folder, ini file or rootdir: pytest finds them from its working directory, as bare pytest does.
-    assert (
-        "-c" not in command
-        and "--rootdir" not in command
-        and not any(a.startswith("/tests/") for a in command[:11])
-    )
-    for pair in (
-        ["--junitxml", "/reports/qa/smoke/r1/junit.xml"],
-        ["--html", "/reports/qa/smoke/r1/report.html"],
-        ["-o", "cache_dir=/tmp/x/cache"],
-        ["--ignore-glob", "/tests/..*"],
-        ["-p", "tep_runner.plugin"],
-        ["--tep-record", "/tmp/x/record.json"],
-    ):
-        assert has(command, *pair), pair
-    assert "--self-contained-html" in command and "--tep-shard" not in command
-    # pytest's discovery is checked against the source root (tep_runner.plugin).
-    assert has(command, "--tep-source-root", "/tests", "--tep-outside", "/tmp/x/outside.txt")
-    # The runner's own options after the plan's: the last -o of a name wins in pytest.
-    assert command.index("cache_dir=/tmp/x/cache") > command.index("a b")
+    # The runner's own options after the plan's, where they win (the last -o of a name wins in pytest).
+    assert command[8:] == [
+        "--junitxml=/reports/qa/smoke/r1/junit.xml",
+        "--html=/reports/qa/smoke/r1/report.html",
+        "--self-contained-html",
+        "--override-ini=cache_dir=/tmp/x/cache",
+        "--ignore-glob=/tests/..*",
+        "-p", "tep_runner.plugin", "--tep-record=/tmp/x/record.json",
+        # pytest's discovery is checked against the source root (tep_runner.plugin).
+        "--tep-source-root=/tests", "--tep-outside=/tmp/x/outside.txt",
+    ]  # fmt: skip
+    # No folder, configuration or rootdir: pytest finds them from its working directory, as bare pytest does;
+    # and no option's value of the runner's is a word of its own, which pytest would take for a folder to find
+    # them from (only -p's is: a core option, known that early).
+    assert [a for a in command[3:] if not a.startswith("-")] == ["a b", "tep_runner.plugin"]
 
 
 def test_config_file_and_root_dir_are_relative_to_the_source_root():
-    settings = settings_from_env(
-        BASE
-        | {
-            "TEP_SOURCE_ROOT": "/workspace/src",
-            "TEP_TESTS_DIR": "/workspace/src/tests",
-            "TEP_PYTEST_CONFIG_FILE": "ci/pytest.ini",
-            "TEP_PYTEST_ROOT_DIR": ".",
-        }
+    command = command_of(
+        TEP_SOURCE_ROOT="/workspace/src",
+        TEP_TESTS_DIR="/workspace/src/tests",
+        TEP_PYTEST_CONFIG_FILE="ci/pytest.ini",
+        TEP_PYTEST_ROOT_DIR=".",
     )
-    command = pytest_command(settings, OUT, TMP, "python3", bounded=False)
-    assert has(command, "-c", "/workspace/src/ci/pytest.ini")
-    assert has(command, "--rootdir", "/workspace/src")
-    assert has(command, "--ignore-glob", "/workspace/src/..*")
+    assert "--config-file=/workspace/src/ci/pytest.ini" in command
+    assert "--rootdir=/workspace/src" in command
+    assert "--ignore-glob=/workspace/src/..*" in command
+    assert not [a for a in command if a.startswith("--tep-source-root")]  # both named: nothing to check
 
 
 def test_bounded_run_has_no_configuration_and_roots_in_the_tests_folder():
-    command = pytest_command(settings_from_env(BASE), OUT, TMP, "python3", bounded=True)
-    assert has(command, "-c", "/dev/null") and has(command, "--rootdir", "/tests")
-    assert "--tep-source-root" not in command
+    command = command_of(bounded=True)
+    assert "--config-file=/dev/null" in command and "--rootdir=/tests" in command
+    assert not [a for a in command if a.startswith("--tep-source-root")]
 
 
 def test_auto_workers_and_no_reruns():
-    command = pytest_command(settings_from_env(BASE), OUT, TMP, "python3", bounded=False)
-    assert command[3:7] == ["-n", "auto", "--dist", "load"]
-    assert "--reruns" not in command
+    command = command_of()
+    assert command[3:5] == ["--numprocesses=auto", "--dist=load"]
+    assert not [a for a in command if a.startswith("--reruns")]
 
 
 def test_dist_no_runs_one_worker():
-    command = pytest_command(settings_from_env(BASE | {"TEP_DIST": "no"}), OUT, TMP, "python3", bounded=False)
-    assert command[3:5] == ["-n", "1"]
-    assert "--dist" not in command
+    command = command_of(TEP_DIST="no")
+    assert command[3] == "--numprocesses=1"
+    assert not [a for a in command if a.startswith("--dist")]
 
 
 def test_a_shard_names_its_share_to_the_plugin():
-    settings = settings_from_env(BASE | {"TEP_SHARDS": "3", "TEP_SHARD_INDEX": "1", "TEP_RUN_ID": "r1"})
-    command = pytest_command(settings, OUT, TMP, "python3", bounded=False)
-    assert has(command, "--tep-shard", "1/3", "--tep-split-file", "/tmp/x/split.json")
+    command = command_of(TEP_SHARDS="3", TEP_SHARD_INDEX="1", TEP_RUN_ID="r1")
+    assert command[-2:] == ["--tep-shard=1/3", "--tep-split-file=/tmp/x/split.json"]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_counts_are_pytests_final_line_and_total_counts_each_test_once():
     assert (counts.passed, counts.failed, counts.errors, counts.skipped, counts.xfailed, counts.xpassed) == (
         2, 2, 2, 1, 1, 1,
     )  # fmt: skip
-    assert (counts.total, counts.flaky, counts.reruns, counts.deselected, counts.collected) == (8, 1, 2, 1, 8)
+    assert (counts.total, counts.flaky, counts.reruns, counts.collected) == (8, 1, 2, 8)
     assert counts.failed_tests == (
         "test_a.py::test_broken",
         "sub/test_b.py::TestLogin::test_expired_token[admin]",
