@@ -117,6 +117,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.local:
         from tep_operator.local import LocalRunError, run_local
+
         if not args.file:
             print("tep run --local: give the plan with -f PLAN.yaml", file=sys.stderr)
             return 2
