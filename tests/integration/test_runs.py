@@ -48,6 +48,8 @@ def test_a_passed_run(scheduled: Cluster) -> None:
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
         "flaky": 0,
         "workers": 2,
         "shards": 1,
