@@ -137,7 +137,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     root, outside = options.tep_source_root, options.tep_outside
     if not root or not outside or hasattr(early_config, "workerinput"):
         return
-    found = [p for p in (early_config.inipath, early_config.rootpath) if p and not p.is_relative_to(root)]
+    # Resolved: pytest starts from os.getcwd(), which has no symbolic links in it.
+    source = Path(root).resolve()
+    found = [
+        p
+        for p in (early_config.inipath, early_config.rootpath)
+        if p and not p.resolve().is_relative_to(source)
+    ]
     if found:
         Path(outside).write_text(str(found[0]))
         raise pytest.UsageError(f"tep-runner: {found[0]} is outside the source root {root}")
