@@ -13,7 +13,7 @@ from tep_runner.runid import job_minutes
 
 DISTS = ("load", "loadscope", "loadfile", "loadgroup", "worksteal", "no")
 # Options the runner sets itself; a plan overriding them would silently break the summary or the report.
-RESERVED_ARGS = ("--junitxml", "--junit-xml", "--html", "--self-contained-html")
+RESERVED_ARGS = ("--junitxml", "--junit-xml", "--html")
 # Options with a setting of their own (spec.pytest.configFile, spec.pytest.rootDir).
 OWN_SETTING_ARGS = {
     "-c": "TEP_PYTEST_CONFIG_FILE",

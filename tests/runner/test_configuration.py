@@ -237,3 +237,15 @@ def test_shards_split_what_pytest_collects_from_the_root(tmp_path, runner_env, b
     run = json.loads((tmp_path / "reports/qa/demo/20990101T000000Z-s/summary.json").read_text())
     tests_only = {k: v for k, v in bare.final.items() if k != "errors"}
     assert {k: run[k] for k in tests_only} == tests_only
+
+
+def test_a_source_root_reached_through_a_link_keeps_its_configuration(tmp_path, bare_pytest, run_runner):
+    # pytest starts from the real working directory; the runner may be given the path through a link.
+    root = tmp_path / "repo"
+    write(root, {"pytest.ini": "[pytest]\n" + INI.format(testpaths="tests")})
+    write(root, {f"tests/{path}": text for path, text in SUITE.items()})
+    (tmp_path / "link").symlink_to(root)
+    bare = bare_pytest(root)
+    runner, outcomes = runner_outcomes(run_runner, tmp_path, tmp_path / "link")
+    assert "ignoring" not in runner.output
+    assert_same(bare, runner, outcomes)

@@ -174,7 +174,7 @@ def test_read_only_configmap_layout(run_runner, tmp_path):
     payload = mount / "..2026_11_21_19_42_00.123456789"
     payload.mkdir(parents=True)
     for source in (EXAMPLES / "smoke" / "tests").iterdir():
-        if source.suffix == ".py":
+        if source.is_file():  # the tests, conftest.py and the suite's pytest.ini
             shutil.copy(source, payload / source.name)
             (mount / source.name).symlink_to(Path("..data") / source.name)
     (mount / "..data").symlink_to(payload.name)
@@ -189,6 +189,9 @@ def test_read_only_configmap_layout(run_runner, tmp_path):
     assert result.code == 0, result.output
     assert (result.message["total"], result.message["passed"], result.message["workers"]) == (9, 9, 2)
     assert snapshot(mount) == before  # nothing written beside the tests (root ignores the mode bits)
+    assert result.summary()["configFile"] == str(
+        mount / "pytest.ini"
+    )  # a link into ..data: still the suite's
     ids = [
         f"{c.get('file')}::{c.get('name')}" for c in ET.parse(result.run_dir / "junit.xml").iter("testcase")
     ]
