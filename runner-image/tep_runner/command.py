@@ -1,9 +1,8 @@
 """The pytest command line: an argument list, never a shell string.
 
-pytest runs in the tests folder with no target, so it finds its rootdir and configuration (pytest.toml,
-pytest.ini, pyproject.toml, tox.ini, setup.cfg: its own rules, whatever its version) and applies
-`testpaths` exactly as `pytest` run there by the suite's owners does. Only the plan's configFile and rootDir
-name them otherwise.
+pytest runs in the tests folder with no target, so it finds its rootdir and configuration by its own
+rules, whatever its version (no ini file is named here), and applies `testpaths` exactly as `pytest` run
+there by the suite's owners does. Only the plan's configFile and rootDir name them otherwise.
 """
 
 from __future__ import annotations
