@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from tep_operator.cli import format_table, status_rows
-from tep_operator.local import summary_text
+from tep_operator.local import prepare, summary_text
 
 
 def test_status_shows_expected_failures_and_unexpected_passes_apart():
@@ -40,3 +40,18 @@ def test_a_local_run_that_ran_nothing_says_why_not_zero_tests():
         "in 0.0s with 0 workers",
         "tep: reason: stopping",
     ]
+
+
+def test_a_local_git_plan_runs_pytest_in_its_path_inside_the_checkout(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "apiVersion: tep.dev/v1alpha1\nkind: TestPlan\nmetadata: {name: api}\n"
+        "spec: {crontab: '@hourly', source: {git: {url: 'https://host/repo.git', path: tests/api}},"
+        " pytest: {configFile: ci/pytest.ini}}\n"
+    )
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    local = prepare(plan, checkout, tmp_path / "reports", {}, tmp_path / "message")
+    env = local.environ
+    assert (env["TEP_SOURCE_ROOT"], env["TEP_TESTS_DIR"]) == (str(checkout), f"{checkout}/tests/api")
+    assert env["TEP_PYTEST_CONFIG_FILE"] == "ci/pytest.ini"
