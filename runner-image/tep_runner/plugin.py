@@ -18,6 +18,7 @@ from tep_runner.shards import split
 
 # The categories of terminalreporter.stats that are not tests' outcomes.
 _NOT_OUTCOMES = ("", "warnings")
+_TRACEBACK_CHARS = 2000
 
 
 class _Recorder:
@@ -37,6 +38,13 @@ class _Recorder:
         # Ctrl-C, SIGTERM, or xdist's way of stopping at --maxfail ("stopping after 1 failures").
         self.interrupted = str(excinfo.value) or excinfo.typename
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # pytest stops at a collection error (unless --continue-on-collection-errors); xdist runs the other
+        # tests regardless. Stop it the same way, so the run judges what bare pytest judges.
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if report.failed and dsession is not None and not self.config.option.continue_on_collection_errors:
+            dsession.shouldstop = dsession.shouldstop or "error during collection"
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.collected = session.testscollected
 
@@ -50,9 +58,12 @@ class _Recorder:
         }
         record = {
             "reports": reports,
-            "collectionErrors": [
-                r.nodeid for r in stats.get("error", []) if isinstance(r, pytest.CollectReport)
-            ],
+            # Each file (or folder) that did not collect, with the end of its traceback.
+            "collectionErrors": {
+                r.nodeid: r.longreprtext[-_TRACEBACK_CHARS:]
+                for r in stats.get("error", [])
+                if isinstance(r, pytest.CollectReport)
+            },
             "collected": self.collected,
             "collectOnly": bool(config.option.collectonly),
             "interrupted": self.interrupted,

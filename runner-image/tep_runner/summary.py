@@ -18,6 +18,8 @@ OUTCOMES = {
 _BROKEN = {2: "interrupted", 3: "pytest internal error", 4: "pytest usage error", 5: "no tests collected"}
 # What pytest prints when a conftest.py given by the configuration or the first folders fails to import.
 _CONFTEST = re.compile(r"^ImportError while loading conftest '(.+)'\.$", re.MULTILINE)
+# The frame of a conftest.py in a traceback: the conftest of a folder below failed to import while collecting.
+_CONFTEST_FRAME = re.compile(r"^(\S*conftest\.py):\d+: in <module>$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Counts:
     collected: int = 0  # selected to run: pytest's collected items less those deselected (-k, -m)
     failed_tests: tuple[str, ...] = ()  # failed, then errored, node ids
     collection_errors: tuple[str, ...] = ()  # files (or folders) that did not collect
+    collection_error: str = ""  # why the first of them did not
 
 
 def counts_from_record(record: Mapping[str, Any]) -> Counts:
@@ -52,7 +55,8 @@ def counts_from_record(record: Mapping[str, Any]) -> Counts:
         reruns=len(reports.get("rerun", [])),
         collected=int(record.get("collected", 0)),
         failed_tests=tuple(dict.fromkeys(failed)),
-        collection_errors=tuple(record.get("collectionErrors", [])),
+        collection_errors=tuple(record.get("collectionErrors", {})),
+        collection_error=next((_why(text) for text in record.get("collectionErrors", {}).values()), ""),
     )
 
 
@@ -62,7 +66,8 @@ def outcome(
     """(result, reason): Passed, Failed (tests failed) or Error (the run broke; reason says why)."""
     record = record or {}
     if counts.collection_errors:
-        return "Error", f"collection errors in {', '.join(counts.collection_errors[:5])}"
+        why = f": {counts.collection_error}" if counts.collection_error else ""
+        return "Error", f"collection errors in {', '.join(counts.collection_errors[:5])}{why}"
     if exit_code == 0 and record.get("collectOnly"):
         return "Passed", f"--collect-only: {counts.collected} tests collected, none ran"
     if exit_code == 0:
@@ -87,6 +92,13 @@ def outcome(
         why = f"pytest exited with {exit_code}"
     detail = _detail(log_text.splitlines())
     return "Error", f"{why}: {detail}" if detail else why
+
+
+def _why(traceback: str) -> str:
+    """A collection error in a line: its last line, naming the conftest.py it came from if one."""
+    detail = _detail(traceback.splitlines()[-1:])
+    conftest = _CONFTEST_FRAME.findall(traceback)
+    return f"conftest {conftest[-1]} failed to import: {detail}" if conftest else detail
 
 
 def _detail(lines: Iterable[str]) -> str:

@@ -103,9 +103,10 @@ def test_collection_error_is_error_not_failure(run_runner, write_suite):
     result = run_runner(tests)
     assert result.code == 2, result.output
     assert result.message["result"] == "Error"
-    assert result.message["reason"] == "collection errors in test_broken.py"
+    why = "collection errors in test_broken.py: E   ModuleNotFoundError: No module named 'no_such_module'"
+    assert result.message["reason"] == why
     assert result.message["failedTests"] == ["test_broken.py"]
-    assert result.summary()["reason"] == "collection errors in test_broken.py"
+    assert result.summary()["reason"] == why
 
 
 def test_no_tests(run_runner, write_suite):

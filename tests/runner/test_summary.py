@@ -15,7 +15,7 @@ RECORD = {
         "xpassed": ["sub/test_b.py::test_xpass"],
         "deselected": ["sub/test_b.py::test_slow"],
     },
-    "collectionErrors": [],
+    "collectionErrors": {},
     "collected": 8,
     "collectOnly": False,
     "interrupted": "",
@@ -40,14 +40,35 @@ def test_counts_are_pytests_final_line_and_total_counts_each_test_once():
 
 
 def test_collection_error_is_an_error_of_the_run():
-    record = RECORD | {"reports": {"error": ["pkg/test_bad.py"]}, "collectionErrors": ["pkg/test_bad.py"]}
+    traceback = (
+        "pkg/test_bad.py:1: in <module>\n    import nope\nE   ModuleNotFoundError: No module named 'nope'"
+    )
+    record = RECORD | {
+        "reports": {"error": ["pkg/test_bad.py"]},
+        "collectionErrors": {"pkg/test_bad.py": traceback},
+    }
     counts = counts_from_record(record)
     assert (counts.errors, counts.failed_tests, counts.collection_errors) == (
         1,
         ("pkg/test_bad.py",),
         ("pkg/test_bad.py",),
     )
-    assert outcome(1, counts, record, "", {}) == ("Error", "collection errors in pkg/test_bad.py")
+    assert outcome(1, counts, record, "", {}) == (
+        "Error",
+        "collection errors in pkg/test_bad.py: E   ModuleNotFoundError: No module named 'nope'",
+    )
+
+
+def test_a_conftest_below_that_does_not_import_is_named():
+    traceback = (
+        "<frozen importlib._bootstrap>:690: in _load_unlocked\n    ???\n"
+        "sub/conftest.py:1: in <module>\n    raise RuntimeError('no db')\nE   RuntimeError: no db"
+    )
+    record = RECORD | {"reports": {"error": ["sub"]}, "collectionErrors": {"sub": traceback}}
+    assert outcome(1, counts_from_record(record), record, "", {}) == (
+        "Error",
+        "collection errors in sub: conftest sub/conftest.py failed to import: E   RuntimeError: no db",
+    )
 
 
 CONFTEST_LOG = """ImportError while loading conftest '/tests/conftest.py'.

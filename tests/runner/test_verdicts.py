@@ -189,3 +189,19 @@ def test_collect_only_says_what_was_collected_and_that_nothing_ran(write_suite, 
     assert (result.code, result.message["result"], result.message["total"]) == (0, "Passed", 0)
     assert result.message["reason"] == "--collect-only: 6 tests collected, none ran"
     assert result.summary()["collected"] == 6
+
+
+def test_a_conftest_below_that_does_not_import_is_named(write_suite, bare_pytest, run_runner):
+    suite = write_suite("suite", {
+        "test_a.py": "def test_a():\n    pass\n",
+        "db/conftest.py": "raise RuntimeError('no database')\n",
+        "db/test_b.py": "def test_b():\n    pass\n",
+    })  # fmt: skip
+    bare = bare_pytest(suite)
+    assert bare.final == {"errors": 1}  # pytest stops at a collection error
+    result = run_runner(suite)
+    assert (result.code, result.message["result"]) == (2, "Error")
+    assert result.message["reason"] == (
+        "collection errors in db: conftest db/conftest.py failed to import: E   RuntimeError: no database"
+    )
+    assert_one_story(result, bare.final)
