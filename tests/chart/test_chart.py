@@ -243,7 +243,7 @@ def test_operator_env_defaults(default_objects):
 @pytest.mark.parametrize("values", ["defaults", "values-all"])
 def test_operator_identity_is_the_pod_name(default_objects, all_objects, values):
     """kopf's identity comes from the downward API, never from the passwd database."""
-    deployment = one(default_objects if values == "defaults" else all_objects, "Deployment")
+    deployment = component(default_objects if values == "defaults" else all_objects, "Deployment", "operator")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     (pod_name,) = [e for e in container["env"] if e["name"] == POD_NAME_ENV]
     assert pod_name == {"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
