@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tep_operator.browser import file_url
 from tep_operator.plan import NotifyTarget, Plan
 from tep_operator.runs import COUNTS
 from tep_operator.schedule import isoformat
@@ -199,7 +200,7 @@ def notice(
         run=run,
         due_time=str(item.get("dueTime") or ""),
         consecutive_failures=int(item.get("consecutiveFailures", status.get("consecutiveFailures")) or 0),
-        report_url=f"{reports_url}/{path.lstrip('/')}" if reports_url and path else "",
+        report_url=reports_url.rstrip("/") + file_url(path) if reports_url and path else "",
     )
 
 

@@ -85,7 +85,7 @@ def assert_url_nowhere(cluster: Cluster, receiver: Receiver, logs: pytest.LogCap
 def expected_bodies() -> dict[str, Any]:
     """The body of each kind for the first failed run `smoke-29012346`, written out as each
     service documents its format."""
-    report = f"{REPORTS_URL}/qa/smoke/20261121T200100Z-29012346/report.html"
+    report = f"{REPORTS_URL}/files/qa/smoke/20261121T200100Z-29012346/report.html"
     headline = "TestPlan qa/smoke: Failed"
     md_lines = [
         "**Run**: smoke-29012346 (schedule)",

@@ -220,7 +220,7 @@ def test_a_notice_falls_back_to_the_history_entry() -> None:
     item = {"key": "qa/smoke/smoke-1/chat/Failed", "trigger": "Failed", "run": "smoke-1"}
     found = notify.notice(item, status, "qa", "smoke", "https://reports.example.com")
     assert found.run["name"] == "smoke-1" and found.result == "Failed"
-    assert found.report_url == "https://reports.example.com/qa/smoke/r1/report.html"
+    assert found.report_url == "https://reports.example.com/files/qa/smoke/r1/report.html"
     assert notify.notice(item, status, "qa", "smoke", "").report_url == ""
     assert found.consecutive_failures == 0  # an entry without it: the status' count
     late = {**item, "consecutiveFailures": 3}  # sent after newer runs: the count as of its run

@@ -10,3 +10,11 @@ from pathlib import Path
 DEFAULT_REPORTS = Path("tep-reports")  # the folder `tep run --local` writes by default
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+
+
+FILES_ROUTE = "/files/"  # a file of the volume, by its path below the root
+
+
+def file_url(relative: str) -> str:
+    """The browser's URL path of a file on the volume (`reportPath` in a status, say)."""
+    return FILES_ROUTE + relative.lstrip("/")

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from tep_operator.browser import charts, files, model
+from tep_operator.browser import FILES_ROUTE, charts, file_url, files, model
 from tep_operator.browser.store import PlanData, Store
 from tep_operator.browser.templates import TEMPLATES as SOURCES
 from tep_runner import history
@@ -49,7 +49,7 @@ def make_app(reports: Path) -> web.Application:
     app.router.add_get("/plans/{ns}/{plan}", plan_page)
     app.router.add_get("/plans/{ns}/{plan}/runs/{run}", run_page)
     app.router.add_get("/plans/{ns}/{plan}/tests", test_page)
-    app.router.add_get("/files/{path:.*}", volume_file)
+    app.router.add_get(FILES_ROUTE + "{path:.*}", volume_file)
     app.router.add_get("/api/plans", api_plans)
     app.router.add_get("/api/plans/{ns}/{plan}", api_plan)
     app.router.add_get("/api/plans/{ns}/{plan}/runs/{run}", api_run)
@@ -163,7 +163,7 @@ def _links(ns: str, plan: str) -> dict[str, Any]:
     base = f"/plans/{ns}/{plan}"
     return {
         "run_url": lambda run_id: f"{base}/runs/{run_id}",
-        "report_url": lambda run_id: f"/files/{ns}/{plan}/{run_id}/report.html",
+        "report_url": lambda run_id: file_url(f"{ns}/{plan}/{run_id}/report.html"),
         "test_url": lambda test: f"{base}/tests?id={quote(test, safe='')}",
     }
 
@@ -284,9 +284,9 @@ async def api_run(request: web.Request) -> web.Response:
     if run:
         body["run"] = run.to_json(with_tests=True)
     if folder:
-        body["files"] = [f"/files/{f}" for f in folder.files]
+        body["files"] = [file_url(f) for f in folder.files]
         body["shards"] = [
-            {"shard": i, "files": [f"/files/{f}" for f in fs], "summary": summary}
+            {"shard": i, "files": [file_url(f) for f in fs], "summary": summary}
             for i, fs, summary in folder.shards
         ]
         body["failures"] = [
