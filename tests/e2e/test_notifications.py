@@ -14,6 +14,7 @@ import time
 from tests.e2e.test_runs import (
     EXAMPLES,
     SETTLE,
+    apply_suspended,
     example_plan,
     job_of,
     output_of,
@@ -41,12 +42,7 @@ def test_a_failing_run_sends_one_webhook(kubectl, wait_until, tep_namespace, tep
         plan["spec"]["notify"] = [
             {"name": "team", "kind": "webhook", "urlFrom": {"secretKeyRef": {"name": "hooks", "key": "url"}}}
         ]
-        kubectl.apply(plan)
-        wait_until(
-            lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
-            SETTLE,
-            "phase Suspended (enabled: false)",
-        )
+        apply_suspended(kubectl, wait_until, plan)
 
         proc = tep_run(ns, name)
         assert proc.returncode == 1, f"tep run --wait should exit 1 (a test failed):\n{output_of(proc)}"

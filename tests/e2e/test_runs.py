@@ -174,6 +174,12 @@ def assert_counts_from_message(last: dict[str, Any], pod: dict[str, Any]) -> dic
     return message
 
 
+def apply_suspended(kubectl, wait_until, plan: dict[str, Any]) -> None:
+    """Apply a plan with `enabled: false` and wait until the operator has taken it (phase Suspended)."""
+    name, ns = plan["metadata"]["name"], plan["metadata"]["namespace"]
+    apply_suspended(kubectl, wait_until, plan)
+
+
 def settled_after_run(kubectl, namespace: str, plan: str, job: str):
     """A poll function: the plan once its last run is `job` and the phase is back to Suspended."""
 
@@ -272,12 +278,7 @@ def test_smoke_run_passes(kubectl, wait_until, holds_for, tep_namespace, tep_ope
 def test_mixed_run_fails(kubectl, wait_until, tep_namespace, tep_operator):
     ns, name = tep_namespace, "mixed"
     prepare_namespace(kubectl, ns, "mixed-tests", EXAMPLES / "mixed" / "tests")
-    kubectl.apply(example_plan("mixed", ns))
-    wait_until(
-        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
-        SETTLE,
-        "phase Suspended (enabled: false)",
-    )
+    apply_suspended(kubectl, wait_until, example_plan("mixed", ns))
 
     proc = tep_run(ns, name)
     assert proc.returncode == 1, f"tep run --wait should exit 1 (a test failed):\n{output_of(proc)}"
@@ -425,7 +426,9 @@ def test_a_test_hanging_past_the_deadline_is_named_and_every_report_written(
     tests.mkdir()
     (tests / "test_deadline.py").write_text(HANGING_SUITE)
     prepare_namespace(kubectl, ns, "hang-tests", tests)
-    kubectl.apply(
+    apply_suspended(
+        kubectl,
+        wait_until,
         {
             "apiVersion": "tep.dev/v1alpha1",
             "kind": "TestPlan",
@@ -437,12 +440,7 @@ def test_a_test_hanging_past_the_deadline_is_named_and_every_report_written(
                 "source": {"configMap": {"name": "hang-tests"}},
                 "pytest": {"workers": 2},
             },
-        }
-    )
-    wait_until(
-        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
-        SETTLE,
-        "phase Suspended (enabled: false)",
+        },
     )
 
     proc = tep_run(ns, name)
