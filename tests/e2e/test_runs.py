@@ -177,7 +177,12 @@ def assert_counts_from_message(last: dict[str, Any], pod: dict[str, Any]) -> dic
 def apply_suspended(kubectl, wait_until, plan: dict[str, Any]) -> None:
     """Apply a plan with `enabled: false` and wait until the operator has taken it (phase Suspended)."""
     name, ns = plan["metadata"]["name"], plan["metadata"]["namespace"]
-    apply_suspended(kubectl, wait_until, plan)
+    kubectl.apply(plan)
+    wait_until(
+        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
+        SETTLE,
+        "phase Suspended (enabled: false)",
+    )
 
 
 def settled_after_run(kubectl, namespace: str, plan: str, job: str):
@@ -202,12 +207,7 @@ def test_smoke_run_passes(kubectl, wait_until, holds_for, tep_namespace, tep_ope
     # The example requests a whole CPU; a small test node (kind on a 2-CPU CI runner, its
     # control plane requesting ~1) may not have it. The limit, hence the worker count, stays.
     plan["spec"]["resources"]["requests"]["cpu"] = "100m"
-    kubectl.apply(plan)
-    wait_until(
-        lambda: (kubectl.get("testplan", name, ns).get("status") or {}).get("phase") == "Suspended",
-        SETTLE,
-        "phase Suspended (enabled: false)",
-    )
+    apply_suspended(kubectl, wait_until, plan)
 
     proc = tep_run(ns, name)
     assert proc.returncode == 0, f"tep run --wait should exit 0 (every test passed):\n{output_of(proc)}"
