@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 
 from tep_operator.browser import FILES_ROUTE, charts, file_url, files, model
-from tep_operator.browser.store import PlanData, Store
+from tep_operator.browser.store import PlanData, RunFolder, Store
 from tep_operator.browser.templates import TEMPLATES as SOURCES
 from tep_runner import history
 
@@ -204,13 +204,19 @@ async def plan_page(request: web.Request) -> web.Response:
     )
 
 
-async def run_page(request: web.Request) -> web.Response:
+def _run(request: web.Request) -> tuple[str, str, str, model.Run | None, RunFolder | None]:
+    """The run of the URL: its history record and its folder (either may be gone, not both)."""
     ns, plan, data = _plan(request)
     run_id = request.match_info["run"]
     run = next((r for r in data.runs if r.run_id == run_id), None)
     folder = request.app[STORE].run_folder(ns, plan, run_id)
     if run is None and folder is None:
         raise web.HTTPNotFound(reason=f"No run {run_id} of {ns}/{plan}.")
+    return ns, plan, run_id, run, folder
+
+
+async def run_page(request: web.Request) -> web.Response:
+    ns, plan, run_id, run, folder = _run(request)
     return _page(
         request, "run.html", ns=ns, plan=plan, run_id=run_id, run=run, folder=folder,
         plan_url=f"/plans/{ns}/{plan}", **_links(ns, plan),
@@ -274,12 +280,7 @@ async def api_plan(request: web.Request) -> web.Response:
 
 
 async def api_run(request: web.Request) -> web.Response:
-    ns, plan, data = _plan(request)
-    run_id = request.match_info["run"]
-    run = next((r for r in data.runs if r.run_id == run_id), None)
-    folder = request.app[STORE].run_folder(ns, plan, run_id)
-    if run is None and folder is None:
-        raise web.HTTPNotFound(reason=f"No run {run_id} of {ns}/{plan}.")
+    ns, plan, run_id, run, folder = _run(request)
     body: dict[str, Any] = {"namespace": ns, "plan": plan, "runId": run_id, "inProgress": run is None}
     if run:
         body["run"] = run.to_json(with_tests=True)
