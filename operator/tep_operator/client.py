@@ -19,6 +19,8 @@ FIELD_MANAGER = "tep-operator"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+# Objects per LIST response (limit/continue): a list of 10,000 objects is never one body.
+LIST_PAGE_SIZE = 500
 
 __all__ = ["ApiException", "Kube", "load_configuration"]
 
@@ -108,12 +110,10 @@ class Kube:
 
     def list_plans(self, namespace: str | None = None) -> list[dict[str, Any]]:
         if namespace:
-            result = self.custom.list_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL
+            return _paged(
+                self.custom.list_namespaced_custom_object, names.GROUP, names.VERSION, namespace, names.PLURAL
             )
-        else:
-            result = self.custom.list_cluster_custom_object(names.GROUP, names.VERSION, names.PLURAL)
-        return list(cast(dict[str, Any], result).get("items", []))
+        return _paged(self.custom.list_cluster_custom_object, names.GROUP, names.VERSION, names.PLURAL)
 
     def patch_plan_status(
         self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
@@ -200,24 +200,14 @@ class Kube:
     def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Our Jobs, in `namespace` or (None) in every namespace."""
         if namespace:
-            response = self.batch.list_namespaced_job(
-                namespace, label_selector=MANAGED, _preload_content=False
-            )
-        else:
-            response = self.batch.list_job_for_all_namespaces(label_selector=MANAGED, _preload_content=False)
-        return _items(response)
+            return _paged(self.batch.list_namespaced_job, namespace, label_selector=MANAGED)
+        return _paged(self.batch.list_job_for_all_namespaces, label_selector=MANAGED)
 
     def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Our CronJobs, in `namespace` or (None) in every namespace."""
         if namespace:
-            response = self.batch.list_namespaced_cron_job(
-                namespace, label_selector=MANAGED, _preload_content=False
-            )
-        else:
-            response = self.batch.list_cron_job_for_all_namespaces(
-                label_selector=MANAGED, _preload_content=False
-            )
-        return _items(response)
+            return _paged(self.batch.list_namespaced_cron_job, namespace, label_selector=MANAGED)
+        return _paged(self.batch.list_cron_job_for_all_namespaces, label_selector=MANAGED)
 
     def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The pods the Job controls: labelled with its uid and owned by it (as the Job
@@ -247,3 +237,17 @@ def _json(response: Any) -> dict[str, Any]:
 
 def _items(response: Any) -> list[dict[str, Any]]:
     return list(_json(response).get("items", []))
+
+
+def _paged(list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a LIST, fetched LIST_PAGE_SIZE at a time (limit/continue)."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = _json(
+            list_call(*args, limit=LIST_PAGE_SIZE, _continue=token, _preload_content=False, **kwargs)
+        )
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items

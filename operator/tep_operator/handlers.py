@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from tep_operator import cronjob, metrics, names, runs
-from tep_operator.client import Kube
+from tep_operator.client import LIST_PAGE_SIZE, Kube
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, PlanError, read_plan
 from tep_operator.reconciler import Reconciler
@@ -78,8 +78,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
 
     @kopf.index("batch", "v1", "cronjobs", labels=MANAGED, id="plan_cronjobs", registry=registry)
     def plan_cronjobs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[PlanKey, dict[str, Any]]:
-        """Each plan's CronJob as last seen: an apply is sent only when it differs."""
-        return {(namespaced(namespace), names.plan_of(body.metadata)): dict(body)}
+        """Each plan's CronJob as last seen, only what says whether an apply is needed (its
+        spec hash): a whole CronJob per plan is most of an operator's memory at 10,000 plans."""
+        return {(namespaced(namespace), names.plan_of(body.metadata)): cronjob.applied_part(body)}
 
     @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
     def plan_event(
@@ -216,3 +217,5 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     for resource in ("cronjobs", "jobs", "pods"):
         settings.watching.label_selectors[resource] = managed
     settings.execution.max_workers = 16
+    # Lists in pages: the initial listing of 10,000 objects is never one response in memory.
+    settings.watching.chunk_size = LIST_PAGE_SIZE

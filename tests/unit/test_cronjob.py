@@ -1,12 +1,14 @@
+
 """Rendering a plan into its CronJob and manual Job: every field, pinned."""
 
+import json
 from typing import Any
 
 import pytest
 
 from tep_operator import names
 from tep_operator.config import OperatorConfig
-from tep_operator.cronjob import drifted, render_cronjob, render_manual_job, same_spec
+from tep_operator.cronjob import applied_part, drifted, render_cronjob, render_manual_job, same_spec
 from tep_operator.plan import read_plan
 
 CONFIG = OperatorConfig(
@@ -352,3 +354,7 @@ def test_the_spec_hash_tells_a_changed_rendering() -> None:
     assert not same_spec(render(crontab="0 6 * * *"), first)
     assert not same_spec(render(env=[{"name": "A", "value": "1"}]), first)
     assert not same_spec(render(), {"metadata": {"annotations": {}}})
+    # what the operator keeps of each live CronJob is enough for the same answer, and small
+    assert same_spec(render(), applied_part(first))
+    assert not same_spec(render(crontab="0 6 * * *"), applied_part(first))
+    assert len(json.dumps(applied_part(first))) < 100
