@@ -1,4 +1,3 @@
-
 """Rendering a plan into its CronJob and manual Job: every field, pinned."""
 
 import json
