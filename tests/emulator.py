@@ -162,6 +162,9 @@ from kmock._internal import apps
 
 T = TypeVar("T")
 
+#: Requests of a client whose User-Agent starts so (a test playing Kubernetes' controllers) are
+#: exempt from injected faults: latency, failures and request triggers hit the operator only.
+TEST_USER_AGENT = "tep-tests"
 #: Versions of each object kept in kmock's ``objects[...].history`` (the emulator needs only the last).
 KEPT_VERSIONS = 4
 #: The Kubernetes 1.x the emulator behaves like, unless told otherwise.
@@ -533,6 +536,10 @@ class TepEmulator(kmock.KubernetesEmulator):
     _watch_epoch: int = attrs.field(default=0, init=False)  # bumped: every watch stream ends
     _failing: tuple[float, int, str] = attrs.field(default=(0.0, 0, ""), init=False)  # until, status, reason
     latency: float = attrs.field(default=0.0, init=False)  # seconds added to every request
+    # One-shot actions on a request: (verb, plural, subresource, "before"|"after", action).
+    _triggers: list[tuple[str, str, str | None, str, Callable[[], None]]] = attrs.field(
+        factory=list, init=False
+    )
     #: Requests served, by (verb, plural): what a benchmark counts per plan. Bounded by nature.
     request_counts: collections.Counter[tuple[str, str]] = attrs.field(
         factory=collections.Counter, init=False
@@ -569,12 +576,16 @@ class TepEmulator(kmock.KubernetesEmulator):
         self._inflight[id(request)] = request
         try:
             resource = request.resource
+            tester = request.headers.get("User-Agent", "").startswith(TEST_USER_AGENT)
             if resource is not None and resource.plural:
                 self.request_counts[(_verb(request), resource.plural)] += 1
-                if self.latency:
+                if not tester and self._fire(request, "before"):
+                    # the client was stopped before its request was served: it never lands
+                    return aiohttp.web.json_response(_status_body(503, "Killed", "client killed"), status=503)
+                if self.latency and not tester:
                     await asyncio.sleep(self.latency)
                 until, code, reason = self._failing
-                if time.monotonic() < until:
+                if time.monotonic() < until and not tester:
                     headers = {"Retry-After": "1"} if code == 429 else {}
                     body = _status_body(code, reason, f"injected fault: {reason}")
                     return aiohttp.web.json_response(body, status=code, headers=headers)
@@ -585,7 +596,10 @@ class TepEmulator(kmock.KubernetesEmulator):
                     errors[:] = [e for e in errors if not isinstance(e, kmock.KubernetesError)]
             # Skip KubernetesEmulator._handle (its mutate-before-match of raw dicts); mutations
             # happen in self._serve when the request reaches the emulation (not intercepted).
-            return await apps.RawHandler._handle(self, request)
+            response = await apps.RawHandler._handle(self, request)
+            if resource is not None and resource.plural and not tester:
+                self._fire(request, "after")
+            return response
         finally:
             self._inflight.pop(id(request), None)
 
@@ -601,6 +615,25 @@ class TepEmulator(kmock.KubernetesEmulator):
         self._changed.set()
 
     # -- faults ------------------------------------------------------------------------------------
+
+    def on_request(
+        self, verb: str, plural: str, action: Callable[[], None], *, subresource: str | None = None,
+        when: str = "before",
+    ) -> None:  # fmt: skip
+        """Run `action` once, on the next such request: "before" it is served (e.g. kill the
+        client: the write never lands) or "after" (it landed; the client never hears of it)."""
+        self._triggers.append((verb, plural, subresource, when, action))
+
+    def _fire(self, request: kmock.Request, when: str) -> bool:
+        """Run the triggers armed for this request; True if one was."""
+        verb, plural = _verb(request), request.resource.plural
+        for trigger in list(self._triggers):
+            t_verb, t_plural, t_sub, t_when, action = trigger
+            if (t_verb, t_plural, t_sub, t_when) == (verb, plural, request.subresource, when):
+                self._triggers.remove(trigger)
+                action()
+                return True
+        return False
 
     def drop_watches(self) -> None:
         """Break every watch connection (as a network cut would); resourceVersions stay valid."""
@@ -1327,6 +1360,17 @@ class Emulator:
             return new
 
         return self.call(apply)
+
+    def on_request(
+        self, verb: str, plural: str, action: Callable[[], None], *, subresource: str | None = None,
+        when: str = "before",
+    ) -> None:  # fmt: skip
+        """Run `action` (in the server's thread) once, on the next such request, "before" or
+        "after" it is served; see TepEmulator.on_request."""
+        self.call(lambda: self.handler.on_request(verb, plural, action, subresource=subresource, when=when))
+
+    def clear_triggers(self) -> None:
+        self.call(self.handler._triggers.clear)
 
     def restart(self) -> None:
         """The API server restarts: watches cut, then ``410 Gone`` for older resourceVersions."""

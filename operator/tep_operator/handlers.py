@@ -36,6 +36,12 @@ def namespaced(namespace: str | None) -> str:
     return namespace
 
 
+def listed(event: kopf.RawEvent) -> bool:
+    """Whether kopf found the object by listing (at start, or after its watch was cut and
+    re-listed) rather than by a watch event: what it finds so may be what it missed."""
+    return event.get("type") is None
+
+
 def active_runs(plan_jobs: PlanJobs, namespace: str, plan_name: str) -> Callable[[], list[str]]:
     """The plan's active Jobs as the index knows them when asked (kopf updates it in place)."""
     return lambda: [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
@@ -108,7 +114,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
         live = next(iter(plan_cronjobs.get((namespace, name), [])), None)
-        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), live, logger)
+        reconciler.reconcile(
+            body, active_runs(plan_jobs, namespace, name), live, logger, listed=listed(event)
+        )
 
     resync: dict[str, asyncio.Task[None]] = {}
 
@@ -171,7 +179,12 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
         plan_name = names.plan_of(body.metadata)
         reconciler.job_changed(
-            body, namespace, plan_name, active_runs(plan_jobs, namespace, plan_name), logger
+            body,
+            namespace,
+            plan_name,
+            active_runs(plan_jobs, namespace, plan_name),
+            logger,
+            listed=listed(event),
         )
 
     # pod uid -> the kinds of start failure already announced: the kubelet alternates

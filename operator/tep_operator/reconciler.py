@@ -95,12 +95,14 @@ class Reconciler:
         logger: Logger,
         *,
         thorough: bool = False,
+        listed: bool = False,
     ) -> None:
         """Make the CronJob match the plan and the status tell the truth.
 
         Level-triggered and idempotent: called for every event of the plan and by the resync,
         it writes only what differs (`live` is the CronJob as last seen, None if absent).
-        `thorough` compares every rendered field, to catch hand edits that raised no event.
+        `thorough` compares every rendered field, to catch hand edits that raised no event;
+        `listed`: the plan was found by a (re-)listing, so what is done now was missed before.
         """
         try:
             plan = read_plan(body)
@@ -127,7 +129,7 @@ class Reconciler:
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             self.kube.post_event(body, "Normal", "CronJobApplied", message)
             logger.info("Applied %s", message)
-        self.handle_run_request(body, plan, active, logger)
+        self.handle_run_request(body, plan, active, logger, listed=listed)
 
     def _invalid(self, body: Mapping[str, Any], error: PlanError, kept: bool, logger: Logger) -> None:
         generation = int(body["metadata"].get("generation") or 0)
@@ -143,7 +145,7 @@ class Reconciler:
             logger.warning("Invalid spec, CronJob left as it was: %s", error)
 
     def handle_run_request(
-        self, body: Mapping[str, Any], plan: Plan, active: ActiveRuns, logger: Logger
+        self, body: Mapping[str, Any], plan: Plan, active: ActiveRuns, logger: Logger, *, listed: bool = False
     ) -> None:
         """Start a run for a new `tep.dev/run-requested-at` value, exactly once.
 
@@ -180,6 +182,9 @@ class Reconciler:
                 raise
             created = False  # made before a restart or by a twin event: the same request, once
         update_status(self.kube, body, lambda fresh: _requested(fresh, request))
+        if listed:
+            done = "started its Job" if created else "its Job was already there"
+            logger.info("Recovered run request %s of %s: %s %s", request, plan.name, job_name, done)
         if created:
             self.kube.post_event(
                 body, "Normal", "RunStarted", f"Job {job_name} for the run requested at {request}"
@@ -243,7 +248,14 @@ class Reconciler:
         return metadata.get("uid") == plan.uid and not metadata.get("deletionTimestamp")
 
     def job_changed(
-        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: ActiveRuns, logger: Logger
+        self,
+        job: Mapping[str, Any],
+        namespace: str,
+        plan_name: str,
+        active: ActiveRuns,
+        logger: Logger,
+        *,
+        listed: bool = False,
     ) -> None:
         """Track a run: Running while active; when finished, lastRun, history, Event, metrics."""
         body = self.kube.find_plan(namespace, plan_name)
@@ -273,6 +285,10 @@ class Reconciler:
             kind, reason, message = runs.event_for(run)
             self.kube.post_event(written[0], kind, reason, message)
             (logger.info if kind == "Normal" else logger.warning)("%s/%s: %s", namespace, plan_name, message)
+            if listed:
+                logger.info(
+                    "Recovered run %s of %s/%s: it ended unrecorded", run["name"], namespace, plan_name
+                )
             completed = runs.parse_time(run.get("completionTime"))
             metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
         if plan and run and not active():
