@@ -3,7 +3,8 @@
 Handlers are registered on a registry built per operator instance (`build_registry`), so
 the configuration and the API client are explicit arguments, and tests can run several
 operators, one after another, in one process. What to do about an event is decided in
-`tep_operator.reconciler`; here are only the kopf resources, indexes and handler signatures.
+`tep_operator.reconciler`; here are only the kopf resources, handler signatures and the maps of what was seen
+(`tep_operator.seen`).
 """
 
 import asyncio
@@ -16,17 +17,12 @@ import kopf
 from tep_operator import cronjob, metrics, names, runs
 from tep_operator.client import LIST_PAGE_SIZE, Kube
 from tep_operator.config import OperatorConfig
-from tep_operator.plan import Plan, PlanError, read_plan
 from tep_operator.reconciler import Reconciler
+from tep_operator.seen import PlanKey, Seen
 
 TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 LOGGER = logging.getLogger("tep_operator.resync")
-
-PlanKey = tuple[str, str]  # (namespace, plan name)
-ValidPlans = kopf.Index[PlanKey, Plan]
-PlanJobs = kopf.Index[PlanKey, tuple[str, bool]]  # (Job name, still active)
-PlanCronJobs = kopf.Index[PlanKey, dict[str, Any]]
 
 
 def namespaced(namespace: str | None) -> str:
@@ -40,11 +36,6 @@ def listed(event: kopf.RawEvent) -> bool:
     """Whether kopf found the object by listing (at start, or after its watch was cut and
     re-listed) rather than by a watch event: what it finds so may be what it missed."""
     return event.get("type") is None
-
-
-def active_runs(plan_jobs: PlanJobs, namespace: str, plan_name: str) -> Callable[[], list[str]]:
-    """The plan's active Jobs as the index knows them when asked (kopf updates it in place)."""
-    return lambda: [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
 
 
 async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
@@ -65,28 +56,22 @@ async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
 def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     reconciler = Reconciler(config, kube)
+    seen = Seen()
 
-    @kopf.index(*TESTPLANS, id="valid_plans", registry=registry)
-    def valid_plans(body: kopf.Body, **_: Any) -> dict[PlanKey, Plan]:
-        """The valid plans by (namespace, name), to restore their CronJobs without a lookup."""
-        try:
-            plan = read_plan(body)
-        except PlanError:
-            return {}
-        return {(plan.namespace, plan.name): plan}
+    def active_runs(key: PlanKey) -> Callable[[], list[str]]:
+        """The plan's active Jobs as last seen when asked (the map changes meanwhile)."""
+        return lambda: seen.active(key)
 
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="plan_jobs", registry=registry)
-    def plan_jobs(
-        body: kopf.Body, namespace: str | None, name: str, **_: Any
-    ) -> dict[PlanKey, tuple[str, bool]]:
-        """Each plan's Jobs and whether they still run: the source of `phase: Running`."""
-        return {(namespaced(namespace), names.plan_of(body.metadata)): (name, runs.job_active(body))}
-
-    @kopf.index("batch", "v1", "cronjobs", labels=MANAGED, id="plan_cronjobs", registry=registry)
-    def plan_cronjobs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[PlanKey, dict[str, Any]]:
-        """Each plan's CronJob as last seen, only what says whether an apply is needed (its
-        spec hash): a whole CronJob per plan is most of an operator's memory at 10,000 plans."""
-        return {(namespaced(namespace), names.plan_of(body.metadata)): cronjob.applied_part(body)}
+    @kopf.on.startup(id="prime", registry=registry)
+    async def prime(**_: Any) -> None:
+        """What every plan's decisions need, before the first handler runs."""
+        while True:
+            try:
+                await asyncio.to_thread(seen.prime, kube, config.namespaces)
+                return
+            except Exception as exc:  # an API not answering yet: the operator is not ready
+                LOGGER.warning("Listing the plans, Jobs and CronJobs failed (%s); again in 1 s", exc)
+                await asyncio.sleep(1)
 
     @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
     def plan_event(
@@ -95,7 +80,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         namespace: str | None,
         name: str,
         logger: kopf.Logger,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         """Every event of a plan, including the initial listing after a restart.
 
@@ -105,18 +90,16 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         delete the CronJob and Jobs, and deleting a plan never waits for the operator.
         """
         namespace = namespaced(namespace)
-        plan_jobs: PlanJobs = indexes["plan_jobs"]
-        plan_cronjobs: PlanCronJobs = indexes["plan_cronjobs"]
+        key = (namespace, name)
         if event.get("type") == "DELETED":
+            seen.plan_gone(key)
             metrics.forget_plan(namespace, name)
             reconciler.applied.pop((namespace, names.cronjob_name(name)), None)
             reconciler.schedules.pop((namespace, name), None)
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
-        live = next(iter(plan_cronjobs.get((namespace, name), [])), None)
-        reconciler.reconcile(
-            body, active_runs(plan_jobs, namespace, name), live, logger, listed=listed(event)
-        )
+        seen.plan_seen(body)
+        reconciler.reconcile(body, active_runs(key), seen.cronjob(key), logger, listed=listed(event))
 
     resync: dict[str, asyncio.Task[None]] = {}
 
@@ -136,22 +119,25 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         namespace: str | None,
         body: kopf.Body,
         logger: kopf.Logger,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         """Copy the CronJob's lastScheduleTime to the plan; take back a CronJob that somebody
         deleted or edited by hand."""
         namespace = namespaced(namespace)
-        valid_plans: ValidPlans = indexes["valid_plans"]
         plan_name = names.plan_of(body.metadata)
+        if event.get("type") == "DELETED":
+            seen.cronjob_gone(body)
+        else:
+            seen.cronjob_seen(body)
         scheduled = (body.get("status") or {}).get("lastScheduleTime")
         if scheduled and event.get("type") != "DELETED":
             reconciler.record_schedule(namespace, plan_name, scheduled)
-        plans = list(valid_plans.get((namespace, plan_name), []))
-        if not plans or (event.get("type") != "DELETED" and reconciler.own_write(body)):
+        plan = seen.plan((namespace, plan_name))
+        if plan is None or (event.get("type") != "DELETED" and reconciler.own_write(body)):
             return
-        desired = cronjob.render_cronjob(plans[0], config)
+        desired = cronjob.render_cronjob(plan, config)
         if event.get("type") == "DELETED":
-            if not reconciler.plan_exists(plans[0]):
+            if not reconciler.plan_exists(plan):
                 return  # deleted with its plan (garbage collection), not by hand
             logger.warning(
                 "CronJob %s was deleted; restoring it from TestPlan %s", body.metadata.name, plan_name
@@ -170,21 +156,19 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         namespace: str | None,
         body: kopf.Body,
         logger: kopf.Logger,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         """Runs starting and finishing, also those that finished while the operator was down."""
         namespace = namespaced(namespace)
-        plan_jobs: PlanJobs = indexes["plan_jobs"]
-        if event.get("type") == "DELETED" and not runs.job_active(body):
-            return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
+        if event.get("type") == "DELETED":
+            seen.job_gone(body)
+            if not runs.job_active(body):
+                return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
+        else:
+            seen.job_seen(body)
         plan_name = names.plan_of(body.metadata)
         reconciler.job_changed(
-            body,
-            namespace,
-            plan_name,
-            active_runs(plan_jobs, namespace, plan_name),
-            logger,
-            listed=listed(event),
+            body, namespace, plan_name, active_runs((namespace, plan_name)), logger, listed=listed(event)
         )
 
     # pod uid -> the kinds of start failure already announced: the kubelet alternates
