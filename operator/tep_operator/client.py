@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kubernetes
+import urllib3
 from kubernetes.client import ApiClient, ApiException, BatchV1Api, Configuration, CoreV1Api, CustomObjectsApi
 
 from tep_operator import names
@@ -70,6 +71,13 @@ def describe_error(exc: BaseException) -> str | None:
     except (TypeError, ValueError):
         detail = exc.reason
     return f"the API server answered {exc.status}: {detail}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An API that did not answer this time: throttled (429), failing (5xx) or unreachable."""
+    if isinstance(exc, ApiException):
+        return exc.status == 429 or (exc.status or 0) >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
 def is_status(exc: ApiException, *codes: int) -> bool:

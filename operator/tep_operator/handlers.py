@@ -8,14 +8,15 @@ operators, one after another, in one process. What to do about an event is decid
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
 
 from tep_operator import cronjob, metrics, names, runs
-from tep_operator.client import LIST_PAGE_SIZE, Kube
+from tep_operator.client import LIST_PAGE_SIZE, Kube, is_transient
 from tep_operator.config import OperatorConfig
 from tep_operator.reconciler import Reconciler
 from tep_operator.seen import PlanKey, Seen
@@ -38,6 +39,18 @@ def listed(event: kopf.RawEvent) -> bool:
     return event.get("type") is None
 
 
+@contextlib.contextmanager
+def caught_up_by_resync(logger: kopf.Logger | logging.Logger, what: str, interval: float) -> Iterator[None]:
+    """An event handler whose API calls failed for a moment (throttled, 5xx, unreachable):
+    kopf does not retry event handlers, so say what the resync will do again, and go on."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        logger.warning("%s: the API did not answer (%s); the resync retries within %ss", what, exc, interval)
+
+
 async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
     """Every `interval`: re-apply each plan's CronJob (a no-op unless it drifted), refresh
     nextRunTime, and start run requests an earlier attempt could not.
@@ -48,7 +61,8 @@ async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(reconciler.resync_all)
+            with caught_up_by_resync(LOGGER, "Resync", interval):
+                await asyncio.to_thread(reconciler.resync_all)
         except Exception:
             LOGGER.exception("Resync failed; trying again in %ss", interval)
 
@@ -99,7 +113,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
         seen.plan_seen(body)
-        reconciler.reconcile(body, active_runs(key), seen.cronjob(key), logger, listed=listed(event))
+        with caught_up_by_resync(logger, f"TestPlan {name}", config.resync_seconds):
+            reconciler.reconcile(body, active_runs(key), seen.cronjob(key), logger, listed=listed(event))
 
     resync: dict[str, asyncio.Task[None]] = {}
 
@@ -148,7 +163,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             )
         else:
             return
-        reconciler.apply(desired)
+        with caught_up_by_resync(logger, f"CronJob {body.metadata.name}", config.resync_seconds):
+            reconciler.apply(desired)
 
     @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job_event", registry=registry)
     def job_event(
@@ -167,16 +183,19 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         else:
             seen.job_seen(body)
         plan_name = names.plan_of(body.metadata)
-        reconciler.job_changed(
-            body, namespace, plan_name, active_runs((namespace, plan_name)), logger, listed=listed(event)
-        )
+        with caught_up_by_resync(logger, f"Job {body.metadata.name}", config.resync_seconds):
+            reconciler.job_changed(
+                body, namespace, plan_name, active_runs((namespace, plan_name)), logger, listed=listed(event)
+            )
 
     # pod uid -> the kinds of start failure already announced: the kubelet alternates
     # ErrImagePull and ImagePullBackOff for as long as the pod lives; each is said once
     announced: dict[str, set[str]] = {}
 
     @kopf.on.event("", "v1", "pods", labels=MANAGED, id="pod_event", registry=registry)
-    def pod_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    def pod_event(
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any
+    ) -> None:
         """Say at once, on the plan, why a runner cannot start (its Job fails only at the deadline)."""
         uid = body.metadata.uid or body.metadata.name
         if event.get("type") == "DELETED":
@@ -188,9 +207,10 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         kind = reason.split(":")[0]  # ImagePullBackOff, ErrImagePull ...: one Event per kind
         if kind in announced.setdefault(uid, set()):
             return
-        announced[uid].add(kind)
         plan_ref = {"metadata": {"name": names.plan_of(body.metadata), "namespace": namespaced(namespace)}}
-        kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
+        with caught_up_by_resync(logger, f"Pod {body.metadata.name}", config.resync_seconds):
+            kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
+            announced[uid].add(kind)
 
     return registry
 

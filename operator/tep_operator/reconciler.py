@@ -195,7 +195,11 @@ class Reconciler:
         namespaces = self.config.namespaces or (None,)
         plans = [plan for ns in namespaces for plan in self.kube.list_plans(ns)]
         active: dict[tuple[str, str], list[str]] = {}
+        finished: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for job in (job for ns in namespaces for job in self.kube.list_managed_jobs(ns)):
+            if runs.job_finished(job):
+                metadata = job["metadata"]
+                finished.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(job)
             if runs.job_active(job):
                 metadata = job["metadata"]
                 active.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(
@@ -217,6 +221,10 @@ class Reconciler:
                     logger,
                     thorough=True,
                 )
+                for job in _unrecorded(plan, finished.get((namespace, name), [])):
+                    self.job_changed(
+                        job, namespace, name, _listed(active.get((namespace, name), [])), logger, listed=True
+                    )
             except Exception:  # one broken plan must not stop the others' resync
                 logger.exception("Resync of %s/%s failed", namespace, name)
 
@@ -293,6 +301,27 @@ class Reconciler:
             metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
         if plan and run and not active():
             self.handle_run_request(written[0] if written else body, plan, active, logger)
+
+
+def _unrecorded(plan: Mapping[str, Any], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished Jobs the plan's status does not have (an event lost to an API error),
+    except those older than a full history's oldest entry: recorded once, then pushed out."""
+    if not jobs:
+        return []
+    try:
+        limit = read_plan(plan).history_limit
+    except PlanError:
+        return []
+    old = plan.get("status") or {}
+    history = old.get("history") or []
+    known = {h.get("name") for h in history} | {(old.get("lastRun") or {}).get("name")}
+    oldest = min(((h.get("startTime") or "") for h in history), default="") if len(history) >= limit else ""
+    return [
+        job
+        for job in jobs
+        if job["metadata"]["name"] not in known
+        and ((job.get("status") or {}).get("startTime") or "") >= oldest
+    ]
 
 
 def _listed(jobs: list[str]) -> ActiveRuns:

@@ -91,14 +91,21 @@ class OperatorProcess:
         """SIGKILL: no handler runs, nothing is flushed or finished."""
         if self.alive():
             assert self.proc is not None
-            os.kill(self.proc.pid, signal.SIGKILL)
+            self.kill_now()
             self.proc.wait(10)
+
+    def kill_now(self) -> None:
+        """SIGKILL from any thread (the emulator's, on a request), without waiting for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
             self.kills += 1
 
     def ensure_running(self) -> bool:
         """Start it again if it died; True if it had to."""
         if self.alive():
             return False
+        if self.proc is not None:
+            self.proc.wait(10)
         self.start()
         return True
 
@@ -186,7 +193,9 @@ class Estate:
         self.cluster.request_run(value, plan, NAMESPACE)
         return value
 
-    def run_requested(self, plan: str, value: str, operator: Callable[[], object], timeout: float = 60) -> str:
+    def run_requested(
+        self, plan: str, value: str, operator: Callable[[], object], timeout: float = 60
+    ) -> str:
         """Wait for the operator's Job of the request (restarting a killed operator), run it."""
         job = names.manual_job_name(plan, value)
 

@@ -1,0 +1,167 @@
+"""The operator (a real `python -m tep_operator` process) through faults, with 20 plans whose
+runs the test plays as Kubernetes' controllers would (tests/faults/harness.py).
+
+After each scenario: every finished Job is in its plan's history exactly once with its
+counts, no run request is lost or run twice, each plan has exactly one CronJob, the log has
+no error and names what the operator recovered. Each scenario records its runs, kills and
+restarts (printed in the terminal summary by tests/faults/conftest.py).
+"""
+
+import pathlib
+import random
+import re
+from collections.abc import Callable
+
+import pytest
+
+from tests.emulator import Emulator
+from tests.faults.conftest import SUMMARY_PROPERTY
+from tests.faults.harness import Estate, OperatorProcess, log_errors
+from tests.operator_log import KOPF_SHUTDOWN_RETRY as KOPF_RETRY
+
+PLANS = 20
+CATCH_UP_SECONDS = 60
+LATENCY_SECONDS = 0.05
+RECOVERED = re.compile(r"Recovered run (\S+) of")
+# Where a SIGKILL lands: right after a Job finished (before the operator wrote its status);
+# on the status write, before it lands or after it landed (the operator never heard); on the
+# Job of a run request, before or after it was created.
+KILL_POINTS = (
+    ("after a Job finished", None),
+    ("before a status write", ("patch", "testplans", "status", "before")),
+    ("after a status write", ("patch", "testplans", "status", "after")),
+    ("before a run request's Job", ("create", "jobs", None, "before")),
+    ("after a run request's Job", ("create", "jobs", None, "after")),
+)
+
+
+def started(emulator: Emulator, tmp_path: pathlib.Path, identity: str = "tep-operator-0") -> OperatorProcess:
+    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
+    return OperatorProcess(kubeconfig, tmp_path / f"{identity}.log", identity).start()
+
+
+def settle(estate: Estate, keep_alive: Callable[[], object] = lambda: None) -> None:
+    """Every plan Scheduled with its CronJob: the operator has taken the estate over."""
+    estate.wait(
+        lambda: (
+            all(s.get("phase") == "Scheduled" for s in estate.statuses().values())
+            and len(estate.cluster.cronjobs("faults")) == len(estate.plans)
+        ),
+        CATCH_UP_SECONDS,
+        "every plan Scheduled with its CronJob",
+        keep_alive,
+    )
+
+
+def play(estate: Estate, runs: int, operator: Callable[[], object],
+         between: Callable[[int], None] = lambda i: None) -> None:  # fmt: skip
+    """`runs` runs round-robin over the plans, scheduled and requested in turn."""
+    for i in range(runs):
+        between(i)
+        operator()
+        plan = estate.plans[i % len(estate.plans)]
+        if (i // len(estate.plans)) % 2:
+            estate.run_requested(plan, estate.request_run(plan), operator)
+        else:
+            estate.scheduled_run(plan)
+
+
+def verify(
+    estate: Estate, operator: OperatorProcess, keep_alive: Callable[[], object], *, api_failing: bool = False
+) -> str:
+    """The checks after every scenario; the operator's log. With `api_failing`, kopf's own
+    retries of its watch requests (which it logs at ERROR) are expected."""
+    try:
+        estate.wait(estate.all_recorded, CATCH_UP_SECONDS, "every run recorded", keep_alive)
+    except AssertionError as exc:
+        warnings = [line for line in operator.log().splitlines() if " WARNING " in line or " ERROR " in line]
+        raise AssertionError(f"{exc}: {estate.problems()}\n" + "\n".join(warnings[-30:])) from None
+    assert estate.problems() == []
+    log = operator.log()
+    errors = [(n, line) for n, line in log_errors(log) if not (api_failing and KOPF_RETRY.search(line))]
+    assert errors == [], f"the operator logged errors:\n{errors}"
+    finished = {run.job for run in estate.finished}
+    recovered = set(RECOVERED.findall(log))
+    assert recovered <= finished, f"recovered runs nobody ran: {recovered - finished}"
+    return log
+
+
+def test_sigkill_at_random_points(
+    emulator: Emulator, tmp_path: pathlib.Path, record_property: Callable[[str, object], None]
+) -> None:
+    rng = random.Random(12)
+    estate = Estate(emulator, PLANS)
+    operator = started(emulator, tmp_path)
+    settle(estate)
+    runs, kill_every = 100, 8
+    points: dict[str, int] = {}
+
+    def between(i: int) -> None:
+        if i % kill_every != kill_every - 1:
+            return
+        name, trigger = rng.choice(KILL_POINTS)
+        points[name] = points.get(name, 0) + 1
+        if trigger is None:
+            operator.kill()  # the previous run's Job just finished
+        else:
+            verb, plural, subresource, when = trigger
+            emulator.on_request(verb, plural, operator.kill_now, subresource=subresource, when=when)
+
+    play(estate, runs, operator.ensure_running, between)
+    emulator.clear_triggers()
+    operator.ensure_running()
+    log = verify(estate, operator, operator.ensure_running)
+    assert operator.kills >= runs // kill_every // 2, f"too few kills landed: {operator.kills}"
+    recovered = RECOVERED.findall(log)
+    assert recovered, "the operator never logged a run it recovered"
+    record_property(
+        SUMMARY_PROPERTY,
+        f"{len(estate.finished)} runs, {operator.kills} kills, {operator.starts - 1} restarts, "
+        f"{len(recovered)} runs recovered; kill points {points}",
+    )
+    operator.stop()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["api-restart", "watch-drop", "429", "503", "latency"],
+)
+def test_api_faults(
+    fault: str, emulator: Emulator, tmp_path: pathlib.Path, record_property: Callable[[str, object], None]
+) -> None:
+    estate = Estate(emulator, PLANS)
+    operator = started(emulator, tmp_path)
+    settle(estate)
+    runs, faults = 40, 0
+
+    def between(i: int) -> None:
+        nonlocal faults
+        if fault == "latency":
+            if i == 0:
+                emulator.set_latency(LATENCY_SECONDS)
+        elif i % 8 == 4:
+            faults += 1
+            if fault == "api-restart":
+                emulator.restart()
+            elif fault == "watch-drop":
+                emulator.drop_watches()
+            elif fault in ("429", "503"):
+                reason = "TooManyRequests" if fault == "429" else "ServiceUnavailable"
+                emulator.fail_requests(1.5, int(fault), reason)
+
+    play(estate, runs, operator.ensure_running, between)
+    emulator.set_latency(0)
+    log = verify(estate, operator, lambda: None, api_failing=fault in ("429", "503"))
+    assert operator.starts == 1, "the operator died"
+    recovered = len(RECOVERED.findall(log))
+    what = (
+        f"{LATENCY_SECONDS * 1000:.0f} ms on every request"
+        if fault == "latency"
+        else f"{faults} {fault} faults"
+    )
+    record_property(
+        SUMMARY_PROPERTY,
+        f"{len(estate.finished)} runs, {what}, 0 kills, 0 restarts, "
+        f"{recovered} runs recovered by a re-list or the resync",
+    )
+    operator.stop()
