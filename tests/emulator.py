@@ -218,6 +218,11 @@ RESOURCES: dict[str, dict[str, Any]] = {
         subresources=["status"],
     ),
     "coordination.k8s.io/v1/leases": dict(kind="Lease", singular="lease", namespaced=True),
+    # kopf's peering (the chart's CRDs have no status subresource: kopf patches the object)
+    "kopf.dev/v1/kopfpeerings": dict(kind="KopfPeering", singular="kopfpeering", namespaced=True),
+    "kopf.dev/v1/clusterkopfpeerings": dict(
+        kind="ClusterKopfPeering", singular="clusterkopfpeering", namespaced=False
+    ),
     "apiextensions.k8s.io/v1/customresourcedefinitions": dict(
         kind="CustomResourceDefinition",
         singular="customresourcedefinition",

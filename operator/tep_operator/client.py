@@ -20,6 +20,7 @@ FIELD_MANAGER = "tep-operator"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's peering resources
 # Objects per LIST response (limit/continue): a list of 10,000 objects is never one body.
 LIST_PAGE_SIZE = 500
 
@@ -170,6 +171,18 @@ class Kube:
         }
         # A dict body is sent as it is; the client's annotation names only its model class.
         self.core.create_namespaced_event(metadata["namespace"], cast(Any, event), _preload_content=False)
+
+    def peering_status(self, name: str, namespace: str | None) -> dict[str, Any]:
+        """The keep-alives in kopf's KopfPeering (namespace) or ClusterKopfPeering object."""
+        if namespace:
+            body = self.custom.get_namespaced_custom_object(
+                PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", name
+            )
+        else:
+            body = self.custom.get_cluster_custom_object(
+                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name
+            )
+        return dict(cast(dict[str, Any], body).get("status") or {})
 
     # CronJobs and Jobs
 

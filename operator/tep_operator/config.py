@@ -32,6 +32,9 @@ class OperatorConfig:
     # Given to kopf explicitly: kopf's own default calls getpass.getuser(), which fails for
     # a numeric user without a passwd entry (the chart's pod runs as uid 10001).
     identity: str = field(default_factory=socket.gethostname)
+    # The KopfPeering (namespaced) / ClusterKopfPeering object of the replicas' leader
+    # election (tep_operator.peering); empty: one replica, standalone.
+    peering: str = ""
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -83,4 +86,5 @@ def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
         metrics_port=_int(environ, "TEP_OPERATOR_METRICS_PORT", defaults.metrics_port),
         resync_seconds=resync_seconds,
         identity=environ.get(POD_NAME_ENV) or defaults.identity,
+        peering=environ.get("TEP_OPERATOR_PEERING", "").strip(),
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from tep_operator import cronjob, metrics, names, runs
+from tep_operator import cronjob, metrics, names, peering, runs
 from tep_operator.client import LIST_PAGE_SIZE, Kube, is_transient
 from tep_operator.config import OperatorConfig
 from tep_operator.reconciler import Reconciler
@@ -234,5 +234,7 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     for resource in ("cronjobs", "jobs", "pods"):
         settings.watching.label_selectors[resource] = managed
     settings.execution.max_workers = 16
+    if config.peering:
+        settings.peering.lifetime = peering.LIFETIME_SECONDS
     # Lists in pages: the initial listing of 10,000 objects is never one response in memory.
     settings.watching.chunk_size = LIST_PAGE_SIZE

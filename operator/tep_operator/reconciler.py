@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from tep_operator import cronjob, metrics, names, runs, status
+from tep_operator import cronjob, metrics, names, peering, runs, status
 from tep_operator.client import ApiException, Kube, is_status
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, PlanError, read_plan
@@ -192,6 +192,8 @@ class Reconciler:
             logger.info("Started Job %s for run request %s", job_name, request)
 
     def resync_all(self) -> None:
+        if self.config.peering and not self.leading():
+            return  # the standby: kopf has paused its handlers, and so does the resync
         namespaces = self.config.namespaces or (None,)
         plans = [plan for ns in namespaces for plan in self.kube.list_plans(ns)]
         active: dict[tuple[str, str], list[str]] = {}
@@ -227,6 +229,12 @@ class Reconciler:
                     )
             except Exception:  # one broken plan must not stop the others' resync
                 logger.exception("Resync of %s/%s failed", namespace, name)
+
+    def leading(self) -> bool:
+        """Whether this replica is the one that acts (tep_operator.peering)."""
+        namespace = self.config.namespaces[0] if self.config.namespaces else None
+        peers = self.kube.peering_status(self.config.peering, namespace)
+        return peering.leads(peers, self.config.identity, now())
 
     def record_schedule(self, namespace: str, plan_name: str, scheduled: str) -> None:
         """`status.lastScheduleTime`: when the CronJob controller last started a run."""

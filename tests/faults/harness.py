@@ -46,11 +46,11 @@ class OperatorProcess:
     (appended to across restarts, so that one log tells the whole scenario)."""
 
     def __init__(self, kubeconfig: pathlib.Path, log_path: pathlib.Path, identity: str = "tep-operator-0",
-                 *extra: str) -> None:  # fmt: skip
+                 peering: str = "") -> None:  # fmt: skip
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.identity = identity
-        self.extra = list(extra)
+        self.peering = peering
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.starts = 0
@@ -60,9 +60,11 @@ class OperatorProcess:
         self.port = free_port()
         command = [sys.executable, "-m", "tep_operator", "--kubeconfig", str(self.kubeconfig),
                    "--namespace", NAMESPACE, "--liveness-port", str(self.port), "--metrics-port", "0",
-                   "--resync-seconds", "5", *self.extra]  # fmt: skip
+                   "--resync-seconds", "5"]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEP_")}
         env["TEP_OPERATOR_POD_NAME"] = self.identity
+        if self.peering:
+            env["TEP_OPERATOR_PEERING"] = self.peering
         with self.log_path.open("ab") as log:
             log.write(f"===== start #{self.starts + 1} of {self.identity}\n".encode())
             log.flush()

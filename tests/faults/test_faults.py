@@ -10,6 +10,7 @@ restarts (printed in the terminal summary by tests/faults/conftest.py).
 import pathlib
 import random
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -165,3 +166,53 @@ def test_api_faults(
         f"{recovered} runs recovered by a re-list or the resync",
     )
     operator.stop()
+
+
+PEERING = "tep-operator"
+TAKEOVER_SECONDS = 15
+HANDLED = re.compile(r"Handler '\w+' succeeded")
+
+
+def test_two_replicas_one_acts_and_the_standby_takes_over(
+    emulator: Emulator, tmp_path: pathlib.Path, record_property: Callable[[str, object], None]
+) -> None:
+    """Leader election (kopf's peering, tep_operator.peering): with two operator processes
+    only the older acts; SIGKILLed, the standby takes over within TAKEOVER_SECONDS."""
+    estate = Estate(emulator, PLANS)
+    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
+    estate.cluster.custom.create_namespaced_custom_object("kopf.dev", "v1", "faults", "kopfpeerings", peering)
+    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
+    leader = OperatorProcess(kubeconfig, tmp_path / "a.log", "tep-operator-a", PEERING).start()
+    settle(estate)
+    standby = OperatorProcess(kubeconfig, tmp_path / "b.log", "tep-operator-b", PEERING).start()
+
+    def keepalives() -> dict[str, object]:
+        body = estate.cluster.custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", "faults", "kopfpeerings", PEERING
+        )
+        return dict(body.get("status") or {})
+
+    estate.wait(lambda: {"tep-operator-a", "tep-operator-b"} <= set(keepalives()), 30, "both keep-alives")
+    play(estate, 40, lambda: None)  # both alive: the leader does everything
+    estate.wait(estate.all_recorded, CATCH_UP_SECONDS, "every run recorded by the leader")
+    time.sleep(6)  # a resync period: the standby's resync must stay idle too
+    assert not HANDLED.search(standby.log()), "the standby handled events while the leader lived"
+    assert "Resuming operations" not in standby.log()
+    assert not re.search(r"Applied CronJob|Started Job|Recovered", standby.log())
+
+    leader.kill()
+    killed = time.monotonic()
+    plan = estate.plans[0]
+    value = estate.request_run(plan)
+    estate.run_requested(plan, value, lambda: None, timeout=TAKEOVER_SECONDS + 15)
+    takeover = time.monotonic() - killed
+    assert takeover <= TAKEOVER_SECONDS, f"the standby took {takeover:.1f} s to act"
+    play(estate, 20, lambda: None)
+    verify(estate, standby, lambda: None)
+    assert not log_errors(leader.log())
+    record_property(
+        SUMMARY_PROPERTY,
+        f"{len(estate.finished)} runs, 1 kill (the leader), 0 restarts, takeover {takeover:.1f} s "
+        f"(target <= {TAKEOVER_SECONDS} s); the standby idle while the leader lived",
+    )
+    standby.stop()
