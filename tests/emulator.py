@@ -106,6 +106,21 @@ Gaps of raw kmock 0.8 and how each one is closed here (every one has a probe in
 12. **Missed events.**  :meth:`Emulator.change_unseen` changes a stored object (a new
     resourceVersion) without a watch event, as a dropped watch connection would hide it: what
     only a client's periodic re-list can find.
+13. **Scale (10,000 plans).**  No request scans every object: the live objects are indexed by
+    (resource, namespace), by label (an equality requirement of a label selector looks its
+    candidates up) and by owner uid (garbage collection); kmock's per-object history keeps the
+    last :data:`KEPT_VERSIONS`; a watcher finds the events after its resourceVersion by
+    bisection and is sent the stored objects themselves (no copy per watcher); lists are paged
+    (``limit``/``continue``: each page continues after the previous page's last (namespace,
+    name), with the first page's resourceVersion).  :meth:`Emulator.request_counts` counts the
+    requests served by (verb, plural).
+14. **Faults.**  :meth:`Emulator.restart` (every watch connection breaks, then ``410 Gone`` for
+    any older resourceVersion, as a restarted API server's new watch cache), :meth:`drop_watches`
+    (connections cut mid-stream), :meth:`fail_requests` (429 with Retry-After, or 5xx, for a
+    while), :meth:`set_latency`, and :meth:`on_request` (run an action, e.g. SIGKILL a client,
+    once, right before or after a given request is served; "before" answers 503 without serving
+    it).  Requests whose User-Agent starts with :data:`TEST_USER_AGENT` (a test playing the
+    controllers) are exempt from all of them.
 
 kmock 0.8 bugs worked around (in ``TepEmulator.__call__`` / ``_serve``, no patching of kmock):
 ``/api/v1/namespaces[/<name>[/status]]`` is mis-parsed as a namespace prefix (500 on list/create of
@@ -124,8 +139,8 @@ Status shape of kmock's own errors (unknown endpoints), and ``handler.objects`` 
 end with ``None``).  Mutating the DSL or ``handler.objects`` from the test thread races with the
 server thread: wrap such calls in :meth:`Emulator.call`.
 
-Not emulated (known gaps): ``limit``/``continue`` pagination (everything is returned in one page),
-``managedFields`` and field ownership, strategic-merge directives, admission/validation against
+Not emulated (known gaps): a consistent snapshot across list pages (a later page shows the current
+state), ``managedFields`` and field ownership, strategic-merge directives, admission/validation against
 schemas, defaulting, ``dryRun``, watch bookmarks, ``resourceVersionMatch``/``sendInitialEvents``,
 foreground deletion (treated as background), the existence of a namespace is not required to
 create objects in it, and no controllers run (no Jobs from CronJobs, no Pods from Jobs).
