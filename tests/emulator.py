@@ -666,7 +666,7 @@ class TepEmulator(kmock.KubernetesEmulator):
         and the new watch cache starts at the current resourceVersion, so a watch from any
         older one gets ``410 Gone`` (an ERROR event) and the client must list again."""
         for resource in self.resources:
-            self._expired_rv[resource] = self._rv + 1
+            self._expired_rv[resource] = self._rv  # a watch from now on works; from before: 410
             self._events.pop(resource, None)
         self.drop_watches()
 
