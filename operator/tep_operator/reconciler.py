@@ -116,8 +116,7 @@ class Reconciler:
         if stale:
             self.apply(manifest)
         cronjob_name = manifest["metadata"]["name"]
-        new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
-        update_status(
+        written = update_status(
             self.kube,
             body,
             lambda fresh: _if_changed(
@@ -125,7 +124,9 @@ class Reconciler:
                 status.scheduled_status(plan, fresh.get("status") or {}, cronjob_name, now(), bool(active())),
             ),
         )
-        if new_generation:  # once per spec change; not on restarts, resyncs or status events
+        # Once per spec change: by the writer whose status write moved observedGeneration (the
+        # plan as it was just before that write), not by a resync that raced an event for it.
+        if written and (written[0].get("status") or {}).get("observedGeneration") != plan.generation:
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             self.kube.post_event(body, "Normal", "CronJobApplied", message)
             logger.info("Applied %s", message)
