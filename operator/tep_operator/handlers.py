@@ -10,6 +10,7 @@ operators, one after another, in one process. What to do about an event is decid
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,7 +52,7 @@ def caught_up_by_resync(logger: kopf.Logger | logging.Logger, what: str, interva
         logger.warning("%s: the API did not answer (%s); the resync retries within %ss", what, exc, interval)
 
 
-async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
+async def resync_forever(reconciler: "Reconciler", interval: float, started: Callable[[], bool]) -> None:
     """Every `interval`: re-apply each plan's CronJob (a no-op unless it drifted), refresh
     nextRunTime, and start run requests an earlier attempt could not.
 
@@ -60,6 +61,11 @@ async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
     """
     while True:
         await asyncio.sleep(interval)
+        if not started():
+            # kopf is still handling the plans it listed at start-up (minutes at 10,000 plans):
+            # the resync would only do the same work again, in parallel
+            LOGGER.info("The plans listed at start-up are still being handled; resync postponed")
+            continue
         try:
             with caught_up_by_resync(LOGGER, "Resync", interval):
                 await asyncio.to_thread(reconciler.resync_all)
@@ -71,6 +77,14 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     reconciler = Reconciler(config, kube)
     seen = Seen()
+    # Plans listed at start-up, listing events of plans handled since, and when the last one
+    # was: the resync waits until kopf has handled the start-up listing (or has handled no
+    # listed plan for a whole period: a plan deleted meanwhile is never handled)
+    listing = {"listed": 0, "handled": 0, "last": 0.0}
+
+    def listing_handled() -> bool:
+        quiet = time.monotonic() - listing["last"] > config.resync_seconds
+        return listing["handled"] >= listing["listed"] or quiet
 
     def active_runs(key: PlanKey) -> Callable[[], list[str]]:
         """The plan's active Jobs as last seen when asked (the map changes meanwhile)."""
@@ -81,7 +95,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         """What every plan's decisions need, before the first handler runs."""
         while True:
             try:
-                await asyncio.to_thread(seen.prime, kube, config.namespaces)
+                listing["listed"] = await asyncio.to_thread(seen.prime, kube, config.namespaces)
                 return
             except Exception as exc:  # an API not answering yet: the operator is not ready
                 LOGGER.warning("Listing the plans, Jobs and CronJobs failed (%s); again in 1 s", exc)
@@ -113,6 +127,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
         seen.plan_seen(body)
+        if listed(event):
+            listing["handled"] += 1
+            listing["last"] = time.monotonic()
         with caught_up_by_resync(logger, f"TestPlan {name}", config.resync_seconds):
             reconciler.reconcile(body, active_runs(key), seen.cronjob(key), logger, listed=listed(event))
 
@@ -120,7 +137,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(id="start_resync", registry=registry)
     async def start_resync(**_: Any) -> None:
-        resync["task"] = asyncio.create_task(resync_forever(reconciler, config.resync_seconds))
+        resync["task"] = asyncio.create_task(
+            resync_forever(reconciler, config.resync_seconds, listing_handled)
+        )
 
     @kopf.on.cleanup(id="stop_resync", registry=registry)
     async def stop_resync(**_: Any) -> None:

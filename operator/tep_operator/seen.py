@@ -37,15 +37,19 @@ class Seen:
         self._jobs: dict[PlanKey, dict[str, bool]] = {}  # Job name -> still active
         self._cronjobs: dict[PlanKey, dict[str, Any]] = {}  # cronjob.applied_part of each
 
-    def prime(self, kube: Kube, namespaces: tuple[str, ...]) -> None:
-        """Fill the maps from a LIST of each kind (paged), before any handler runs."""
+    def prime(self, kube: Kube, namespaces: tuple[str, ...]) -> int:
+        """Fill the maps from a LIST of each kind (paged), before any handler runs; the
+        number of plans listed."""
+        listed = 0
         for namespace in namespaces or (None,):
             for plan in kube.list_plans(namespace):
                 self.plan_seen(plan)
+                listed += 1
             for job in kube.list_managed_jobs(namespace):
                 self.job_seen(job)
             for live in kube.list_managed_cronjobs(namespace):
                 self.cronjob_seen(live)
+        return listed
 
     # Plans
 
