@@ -48,11 +48,12 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the repository's root
 
+import kmock
 import kubernetes
 import yaml
 
 from tep_operator import names
-from tep_operator.client import load_configuration
+from tep_operator.client import LIST_PAGE_SIZE, load_configuration
 from tep_operator.config import OperatorConfig, config_from_env
 from tep_operator.cronjob import render_cronjob
 from tep_operator.plan import read_plan
@@ -65,7 +66,12 @@ CRD_NAME = "testplans.tep.dev"
 OPERATOR_COMMAND = (sys.executable, "-m", "tep_operator")
 
 TARGET_RATIO = 0.5  # operator plans/s over plain-client CronJobs/s
-TARGET_RSS_MB = 150.0  # operator peak RSS at 500 plans
+TARGET_RSS_MB = 300.0  # operator peak RSS at 10,000 plans (and so at fewer)
+TARGET_RESTART_WRITES = 0  # writes a restart sends for unchanged plans
+TARGET_STEADY_SECONDS = 60.0  # restart: process start to steady state
+QUIET_SECONDS = 2.0  # steady: the operator used under QUIET_CPU of CPU for this long
+QUIET_CPU = 0.05
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -81,6 +87,13 @@ class Server:
     kubeconfig: pathlib.Path
     namespace: str
     close: Callable[[], None]
+    # Requests served so far by (verb, plural): the emulator counts them; None on a cluster
+    # (its audit log has them).
+    request_counts: Callable[[], dict[tuple[str, str], int]] | None = None
+    # (names of the CronJobs, names of the Scheduled plans), read without serialising every
+    # object: a LIST of N objects per poll would make the poller, not the operator, the
+    # figure at 10,000 plans. None on a cluster: LISTs, in pages, every --poll * N/1000 s.
+    probe: Callable[[], tuple[set[str], set[str]]] | None = None
 
     @property
     def custom(self) -> kubernetes.client.CustomObjectsApi:
@@ -97,7 +110,10 @@ def emulator_server(workdir: pathlib.Path, label: str) -> Iterator[Server]:
     emulator: Emulator = start_emulator(namespaces=(namespace,))
     try:
         kubeconfig = emulator.kubeconfig(workdir / f"kubeconfig-{label}")
-        yield Server(emulator.api_client(), kubeconfig, namespace, emulator.stop)
+        yield Server(
+            emulator.api_client(), kubeconfig, namespace, emulator.stop, emulator.request_counts,
+            lambda: emulator.call(lambda: emulated_progress(emulator, namespace)),
+        )  # fmt: skip
         errors = emulator.server_errors
         if errors:
             print(f"  warning: the emulator had server-side errors: {errors[:3]!r}", file=sys.stderr)
@@ -312,24 +328,44 @@ def create_plans(server: Server, count: int) -> list[dict[str, Any]]:
 
 
 def list_items(server: Server, kind: str) -> list[dict[str, Any]]:
-    if kind == "cronjobs":
-        response = server.batch.list_namespaced_cron_job(server.namespace, _preload_content=False)
-    else:
-        response = server.custom.list_namespaced_custom_object(
-            names.GROUP, names.VERSION, server.namespace, names.PLURAL, _preload_content=False
-        )
-    return list(json.loads(response.data).get("items") or [])
+    """Every object of a kind in the namespace, in pages (a real API server's limits)."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        if kind == "cronjobs":
+            call: Callable[..., Any] = server.batch.list_namespaced_cron_job
+            args: tuple[Any, ...] = (server.namespace,)
+        else:
+            call = server.custom.list_namespaced_custom_object
+            args = (names.GROUP, names.VERSION, server.namespace, names.PLURAL)
+        page = json.loads(call(*args, limit=LIST_PAGE_SIZE, _continue=token, _preload_content=False).data)
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def emulated_progress(emulator: Emulator, namespace: str) -> tuple[set[str], set[str]]:
+    """In the emulator's thread: its stored CronJobs and Scheduled plans, by name."""
+    handler = emulator.handler
+    cronjobs = handler._by_place.get((kmock.resource("batch", "v1", "cronjobs"), namespace), {})
+    plans = handler._by_place.get((kmock.resource(names.GROUP, names.VERSION, names.PLURAL), namespace), {})
+    scheduled = {name for name, p in plans.items() if (p.get("status") or {}).get("phase") == "Scheduled"}
+    return set(cronjobs), scheduled
 
 
 def progress(server: Server, count: int) -> tuple[int, int]:
     """(plans with their CronJob, plans with phase Scheduled) among plan-00000 .. plan-<count-1>."""
     wanted = {f"plan-{i:05d}" for i in range(count)}
-    cronjobs = {c["metadata"]["name"] for c in list_items(server, "cronjobs")}
-    scheduled = {
-        p["metadata"]["name"]
-        for p in list_items(server, "testplans")
-        if (p.get("status") or {}).get("phase") == "Scheduled"
-    }
+    if server.probe is not None:
+        cronjobs, scheduled = server.probe()
+    else:
+        cronjobs = {c["metadata"]["name"] for c in list_items(server, "cronjobs")}
+        scheduled = {
+            p["metadata"]["name"]
+            for p in list_items(server, "testplans")
+            if (p.get("status") or {}).get("phase") == "Scheduled"
+        }
     with_cronjob = {n for n in wanted if names.cronjob_name(n) in cronjobs}
     return len(with_cronjob), len(wanted & scheduled)
 
@@ -340,6 +376,8 @@ def wait_until_done(
     """Poll until every plan has its CronJob and phase Scheduled; the perf_counter() then."""
     deadline = time.monotonic() + timeout
     done = (0, 0)
+    if server.probe is None:
+        poll = max(poll, poll * count / 1000)  # LISTs of N objects: the poller's load stays flat
     while time.monotonic() < deadline:
         done = progress(server, count)
         if done == (count, count):
@@ -367,10 +405,21 @@ class OperatorResult:
     peak_rss_mb: float
     settled_rss_mb: float
     operator_cpu: float  # CPU seconds of the operator process until done
-    server_cpu: float  # CPU seconds of this process (emulator, client, polling) until done
+    server_cpu: float  # CPU seconds of this process (emulator, client, polls) until done
+    requests: dict[str, int] | None  # by verb, the operator's requests until done (emulator only)
 
     def rate(self, count: int) -> float:
         return count / self.seconds
+
+
+@dataclasses.dataclass
+class RestartResult:
+    writes: int  # objects of the namespace changed or added (TestPlans, CronJobs, Jobs, Events)
+    changed: list[str]  # what changed, a few of them
+    next_run_moved: int  # plans whose only change is nextRunTime (their run time passed meanwhile)
+    requests: dict[str, int] | None  # by verb (emulator only)
+    steady_seconds: float  # process start until its CPU went quiet
+    peak_rss_mb: float
 
 
 def run_plain(server: Server, count: int) -> float:
@@ -385,6 +434,19 @@ def run_plain(server: Server, count: int) -> float:
     if len(list_items(server, "cronjobs")) != count:
         raise RuntimeError("the plain client's CronJobs are not all there")
     return seconds
+
+
+def by_verb(server: Server, before: dict[tuple[str, str], int] | None) -> dict[str, int] | None:
+    if server.request_counts is None or before is None:
+        return None
+    verbs: dict[str, int] = {}
+    for (verb, plural), n in server.request_counts().items():
+        verbs[verb] = verbs.get(verb, 0) + n - before.get((verb, plural), 0)
+    return {verb: n for verb, n in sorted(verbs.items()) if n}
+
+
+def counts_now(server: Server) -> dict[tuple[str, str], int] | None:
+    return server.request_counts() if server.request_counts else None
 
 
 def run_operator(
@@ -403,6 +465,7 @@ def run_operator(
             operator.start()
             cpu_before = operator.cpu_seconds()
             here_before = time.process_time()
+            requests_before = counts_now(server)
             started = time.perf_counter()
             create_plans(server, count)
             create_seconds = time.perf_counter() - started
@@ -411,13 +474,19 @@ def run_operator(
             create_plans(server, count)
             create_seconds = time.perf_counter() - before
             here_before = time.process_time()
+            requests_before = counts_now(server)
             operator.start()
             cpu_before = 0.0  # start-up is part of a cold start
             started = operator.ready_at
         done = wait_until_done(server, count, poll, timeout, operator)
         operator_cpu = operator.cpu_seconds() - cpu_before
         here_cpu = time.process_time() - here_before
-        time.sleep(2.0)  # let the tail (Events, kopf's annotations) settle: RSS at rest
+        requests = by_verb(server, requests_before)
+        if requests is not None:  # the benchmark's own polls and creates are not the operator's
+            requests.pop("list", None)
+            if mode == "live":
+                requests["create"] = requests.get("create", 0) - count
+        time.sleep(2.0)  # let the tail (Events) settle: RSS at rest
         settled, peak = operator.rss_mb()
         return OperatorResult(
             mode,
@@ -428,24 +497,166 @@ def run_operator(
             settled,
             operator_cpu,
             here_cpu,
+            requests,
         )
     finally:
         operator.stop()
+
+
+def snapshot(server: Server) -> dict[str, tuple[str, Any]]:
+    """kind/name -> (resourceVersion, status without nextRunTime) of everything a write of
+    the operator can touch."""
+    found: dict[str, tuple[str, Any]] = {}
+    core = kubernetes.client.CoreV1Api(server.api)
+    lists = {
+        "testplan": list_items(server, "testplans"),
+        "cronjob": list_items(server, "cronjobs"),
+        "job": json.loads(server.batch.list_namespaced_job(server.namespace, _preload_content=False).data)[
+            "items"
+        ],
+        "event": json.loads(core.list_namespaced_event(server.namespace, _preload_content=False).data)[
+            "items"
+        ],
+    }
+    for kind, items in lists.items():
+        for item in items:
+            rest = {k: v for k, v in (item.get("status") or {}).items() if k != "nextRunTime"}
+            found[f"{kind}/{item['metadata']['name']}"] = (item["metadata"].get("resourceVersion", ""), rest)
+    return found
+
+
+def wait_quiet(operator: OperatorProcess, timeout: float) -> float:
+    """perf_counter() when the operator's CPU went quiet (QUIET_SECONDS under QUIET_CPU)."""
+    deadline = time.monotonic() + timeout
+    last_busy, last_cpu = time.perf_counter(), operator.cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        cpu = operator.cpu_seconds()
+        if cpu - last_cpu > QUIET_CPU * 0.25:
+            last_busy = time.perf_counter()
+        last_cpu = cpu
+        if time.perf_counter() - last_busy >= QUIET_SECONDS:
+            return last_busy
+    raise RuntimeError(f"the operator never went quiet within {timeout} s:\n{operator.log_tail()}")
+
+
+def run_restart(
+    server: Server,
+    count: int,
+    workdir: pathlib.Path,
+    poll: float,
+    timeout: float,
+    command: Sequence[str] = OPERATOR_COMMAND,
+) -> RestartResult:
+    """N plans reconciled by a first operator, which stops; a second one starts on the same,
+    unchanged plans: what it writes (target: nothing) and how long until it is steady."""
+    first = OperatorProcess(server.kubeconfig, server.namespace, workdir / "operator-first.log", command)
+    try:
+        first.start()
+        create_plans(server, count)
+        wait_until_done(server, count, poll, timeout, first)
+        wait_quiet(first, timeout)
+    finally:
+        first.stop()
+    before = snapshot(server)
+    requests_before = counts_now(server)
+    second = OperatorProcess(server.kubeconfig, server.namespace, workdir / "operator-restart.log", command)
+    try:
+        second.start()
+        steady = wait_quiet(second, timeout)
+        _, peak = second.rss_mb()
+    finally:
+        second.stop()
+    requests = by_verb(server, requests_before)
+    after = snapshot(server)
+    changed = sorted(key for key, (rv, _) in after.items() if before.get(key, ("", None))[0] != rv)
+    # A plan whose next run time came while the operator was down gets its new nextRunTime:
+    # a change of the truth, counted apart from the writes that change nothing.
+    moved = [key for key in changed if key in before and before[key][1] == after[key][1]]
+    if requests is not None:
+        requests.pop("list", None)  # the snapshot's own lists
+    others = [key for key in changed if key not in moved]
+    return RestartResult(len(others), others[:5], len(moved), requests, steady - second.spawned_at, peak)
 
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def verbs_text(requests: dict[str, int] | None, count: int) -> str:
+    if requests is None:
+        return "n/a on a cluster (see its audit log)"
+    return ", ".join(f"{verb} {n / count:.2f}" for verb, n in requests.items()) or "none"
+
+
+def measure(args: argparse.Namespace, count: int, workdir: pathlib.Path, modes: list[str]) -> bool:
+    def server(label: str) -> contextlib.AbstractContextManager[Server]:
+        if args.kubeconfig:
+            return cluster_server(args.kubeconfig, label)
+        return emulator_server(workdir, label)
+
+    command = shlex.split(args.operator_command)
+    load = os.getloadavg()[0]
+    print(f"\n== {count} TestPlans (load average {load:.1f} on {os.cpu_count()} CPUs)")
+    with server("plain") as s:
+        plain_seconds = run_plain(s, count)
+    plain_rate = count / plain_seconds
+    print(f"plain client : {count} CronJobs created in {plain_seconds:6.2f} s = {plain_rate:7.1f} CronJobs/s")
+    ok = True
+    for mode in modes:
+        with server(mode) as s:
+            result = run_operator(s, count, mode, workdir, args.poll, args.timeout, command)
+        if mode == "live":
+            detail = f"(client created the plans in {result.create_seconds:.2f} s)"
+        else:
+            detail = (
+                f"(from ready; {count / (result.seconds + result.startup_seconds):.1f} plans/s "
+                f"incl. the {result.startup_seconds:.2f} s process start)"
+            )
+        ratio = result.rate(count) / plain_rate
+        rss_ok = result.peak_rss_mb <= TARGET_RSS_MB
+        ok &= ratio >= TARGET_RATIO and rss_ok
+        print(f"operator {mode:4s}: {count} plans Scheduled in {result.seconds:6.2f} s = "
+              f"{result.rate(count):7.1f} plans/s {detail}")  # fmt: skip
+        print(
+            f"  operator/plain   = {ratio:5.2f}  (target >= {TARGET_RATIO})  {verdict(ratio >= TARGET_RATIO)}"
+        )
+        print(f"  peak RSS         = {result.peak_rss_mb:6.1f} MB (target <= {TARGET_RSS_MB:.0f} MB)  "
+              f"{verdict(rss_ok)}; {result.settled_rss_mb:.1f} MB at rest")  # fmt: skip
+        print(f"  operator CPU     = {1000 * result.operator_cpu / count:.1f} ms/plan "
+              f"({result.operator_cpu:.2f} s; this process: {result.server_cpu:.2f} s)")  # fmt: skip
+        print(f"  requests/plan    = {verbs_text(result.requests, count)}")
+    if args.restart:
+        with server("restart") as s:
+            restart = run_restart(s, count, workdir, args.poll, args.timeout, command)
+        writes_ok = restart.writes <= TARGET_RESTART_WRITES
+        steady_ok = restart.steady_seconds <= TARGET_STEADY_SECONDS
+        ok &= writes_ok and steady_ok
+        print(f"restart with {count} unchanged plans:")
+        print(f"  writes           = {restart.writes} (target {TARGET_RESTART_WRITES})  {verdict(writes_ok)}"
+              + (f"; e.g. {', '.join(restart.changed)}" if restart.changed else ""))  # fmt: skip
+        print(
+            f"  + nextRunTime    = {restart.next_run_moved} plans whose run time passed meanwhile (a change)"
+        )
+        target = f"(target <= {TARGET_STEADY_SECONDS:.0f} s)"
+        print(f"  steady after     = {restart.steady_seconds:.1f} s {target}  "
+              f"{verdict(steady_ok)}; peak RSS {restart.peak_rss_mb:.1f} MB")  # fmt: skip
+        print(f"  requests         = {verbs_text(restart.requests, 1)}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--plans", type=int, default=500, help="number of TestPlans (default 500)")
-    parser.add_argument("--mode", choices=["both", "live", "cold"], default="both")
+    parser.add_argument(
+        "--plans", type=int, nargs="+", default=[1000], help="numbers of TestPlans, each measured (1000)"
+    )
+    parser.add_argument("--mode", choices=["both", "live", "cold"], default="cold")
+    parser.add_argument("--no-restart", dest="restart", action="store_false", help="skip the restart phase")
     parser.add_argument("--kubeconfig", type=pathlib.Path, help="a real cluster instead of the emulator")
-    parser.add_argument("--poll", type=float, default=0.1, help="seconds between LIST polls (default 0.1)")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the operator")
+    parser.add_argument("--poll", type=float, default=0.5, help="seconds between LIST polls (default 0.5)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the operator")
     parser.add_argument(
         "--operator-command",
         default=shlex.join(OPERATOR_COMMAND),
@@ -453,72 +664,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the operator logs and print where")
     args = parser.parse_args(argv)
-    count: int = args.plans
     modes = ["live", "cold"] if args.mode == "both" else [args.mode]
 
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tep-bench-"))
     installed_crd = False
     if args.kubeconfig:
         installed_crd = ensure_crd(args.kubeconfig)
-
-    def server(label: str) -> contextlib.AbstractContextManager[Server]:
-        if args.kubeconfig:
-            return cluster_server(args.kubeconfig, label)
-        return emulator_server(workdir, label)
-
     where = f"cluster of {args.kubeconfig}" if args.kubeconfig else "emulator (tests/emulator.py, in-process)"
-    print(f"tep-operator reconcile benchmark: {count} TestPlans, API: {where}, {os.cpu_count()} CPUs")
+    print(f"tep-operator reconcile benchmark: API: {where}, {os.cpu_count()} CPUs")
     try:
-        with server("plain") as s:
-            plain_seconds = run_plain(s, count)
-        plain_rate = count / plain_seconds
-        print(
-            f"plain client : {count} CronJobs created in {plain_seconds:6.2f} s = "
-            f"{plain_rate:7.1f} CronJobs/s"
-        )
-
-        results: list[OperatorResult] = []
-        for mode in modes:
-            with server(mode) as s:
-                command = shlex.split(args.operator_command)
-                result = run_operator(s, count, mode, workdir, args.poll, args.timeout, command)
-            results.append(result)
-            if mode == "live":
-                detail = f"(client created the plans in {result.create_seconds:.2f} s"
-            else:
-                detail = (
-                    f"(from ready; {count / (result.seconds + result.startup_seconds):.1f} plans/s "
-                    f"incl. the {result.startup_seconds:.2f} s process start"
-                )
-            print(
-                f"operator {mode:4s}: {count} plans Scheduled in {result.seconds:6.2f} s = "
-                f"{result.rate(count):7.1f} plans/s {detail}; "
-                f"peak RSS {result.peak_rss_mb:.1f} MB, {result.settled_rss_mb:.1f} MB at rest)"
-            )
-            print(
-                f"               CPU until done: operator {result.operator_cpu:.2f} s "
-                f"({1000 * result.operator_cpu / count:.1f} ms/plan), "
-                "this process (API server, client, polls) "
-                f"{result.server_cpu:.2f} s"
-            )
-
-        print("targets:")
         ok = True
-        for result in results:
-            ratio = result.rate(count) / plain_rate
-            ok &= ratio >= TARGET_RATIO
-            print(
-                f"  {result.mode:4s} operator/plain = {ratio:5.2f}   (target >= {TARGET_RATIO})"
-                f"          {verdict(ratio >= TARGET_RATIO)}"
-            )
-        for result in results:
-            rss_ok = result.peak_rss_mb <= TARGET_RSS_MB or count > 500
-            ok &= rss_ok
-            note = "" if count <= 500 else " (target is for 500 plans: not judged)"
-            print(
-                f"  {result.mode:4s} operator peak RSS = {result.peak_rss_mb:6.1f} MB (target <= "
-                f"{TARGET_RSS_MB:.0f} MB at 500){note}  {verdict(rss_ok)}"
-            )
+        for count in args.plans:
+            ok &= measure(args, count, workdir, modes)
         return 0 if ok else 1
     finally:
         if installed_crd and args.kubeconfig:

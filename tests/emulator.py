@@ -106,6 +106,21 @@ Gaps of raw kmock 0.8 and how each one is closed here (every one has a probe in
 12. **Missed events.**  :meth:`Emulator.change_unseen` changes a stored object (a new
     resourceVersion) without a watch event, as a dropped watch connection would hide it: what
     only a client's periodic re-list can find.
+13. **Scale (10,000 plans).**  No request scans every object: the live objects are indexed by
+    (resource, namespace), by label (an equality requirement of a label selector looks its
+    candidates up) and by owner uid (garbage collection); kmock's per-object history keeps the
+    last :data:`KEPT_VERSIONS`; a watcher finds the events after its resourceVersion by
+    bisection and is sent the stored objects themselves (no copy per watcher); lists are paged
+    (``limit``/``continue``: each page continues after the previous page's last (namespace,
+    name), with the first page's resourceVersion).  :meth:`Emulator.request_counts` counts the
+    requests served by (verb, plural).
+14. **Faults.**  :meth:`Emulator.restart` (every watch connection breaks, then ``410 Gone`` for
+    any older resourceVersion, as a restarted API server's new watch cache), :meth:`drop_watches`
+    (connections cut mid-stream), :meth:`fail_requests` (429 with Retry-After, or 5xx, for a
+    while), :meth:`set_latency`, and :meth:`on_request` (run an action, e.g. SIGKILL a client,
+    once, right before or after a given request is served; "before" answers 503 without serving
+    it).  Requests whose User-Agent starts with :data:`TEST_USER_AGENT` (a test playing the
+    controllers) are exempt from all of them.
 
 kmock 0.8 bugs worked around (in ``TepEmulator.__call__`` / ``_serve``, no patching of kmock):
 ``/api/v1/namespaces[/<name>[/status]]`` is mis-parsed as a namespace prefix (500 on list/create of
@@ -124,8 +139,8 @@ Status shape of kmock's own errors (unknown endpoints), and ``handler.objects`` 
 end with ``None``).  Mutating the DSL or ``handler.objects`` from the test thread races with the
 server thread: wrap such calls in :meth:`Emulator.call`.
 
-Not emulated (known gaps): ``limit``/``continue`` pagination (everything is returned in one page),
-``managedFields`` and field ownership, strategic-merge directives, admission/validation against
+Not emulated (known gaps): a consistent snapshot across list pages (a later page shows the current
+state), ``managedFields`` and field ownership, strategic-merge directives, admission/validation against
 schemas, defaulting, ``dryRun``, watch bookmarks, ``resourceVersionMatch``/``sendInitialEvents``,
 foreground deletion (treated as background), the existence of a namespace is not required to
 create objects in it, and no controllers run (no Jobs from CronJobs, no Pods from Jobs).
@@ -134,6 +149,8 @@ create objects in it, and no controllers run (no Jobs from CronJobs, no Pods fro
 from __future__ import annotations
 
 import asyncio
+import base64
+import bisect
 import collections
 import contextlib
 import copy
@@ -160,6 +177,11 @@ from kmock._internal import apps
 
 T = TypeVar("T")
 
+#: Requests of a client whose User-Agent starts so (a test playing Kubernetes' controllers) are
+#: exempt from injected faults: latency, failures and request triggers hit the operator only.
+TEST_USER_AGENT = "tep-tests"
+#: Versions of each object kept in kmock's ``objects[...].history`` (the emulator needs only the last).
+KEPT_VERSIONS = 4
 #: The Kubernetes 1.x the emulator behaves like, unless told otherwise.
 KUBERNETES_MINOR = 30
 #: From this 1.x on the API server adds the ``batch.kubernetes.io/`` Job labels ...
@@ -211,6 +233,11 @@ RESOURCES: dict[str, dict[str, Any]] = {
         subresources=["status"],
     ),
     "coordination.k8s.io/v1/leases": dict(kind="Lease", singular="lease", namespaced=True),
+    # kopf's peering (the chart's CRDs have no status subresource: kopf patches the object)
+    "kopf.dev/v1/kopfpeerings": dict(kind="KopfPeering", singular="kopfpeering", namespaced=True),
+    "kopf.dev/v1/clusterkopfpeerings": dict(
+        kind="ClusterKopfPeering", singular="clusterkopfpeering", namespaced=False
+    ),
     "apiextensions.k8s.io/v1/customresourcedefinitions": dict(
         kind="CustomResourceDefinition",
         singular="customresourcedefinition",
@@ -439,6 +466,16 @@ def parse_label_selector(selector: str) -> Callable[[Mapping[str, str]], bool]:
     return lambda labels: all(check(labels) for check in checks)
 
 
+def label_equalities(selector: str) -> list[tuple[str, str]]:
+    """The ``key=value`` requirements of a label selector: what an index can look up."""
+    found = []
+    for requirement in _split_selector(selector or ""):
+        match = _REQUIREMENT_RE.match(requirement)
+        if match and match["op"] in ("=", "=="):
+            found.append((match["key"], match["value"]))
+    return found
+
+
 def parse_field_selector(selector: str) -> Callable[[Mapping[str, Any]], bool]:
     """Compile a field selector (``path=v``, ``path==v``, ``path!=v``; AND-ed) into an object predicate."""
     checks: list[Callable[[Mapping[str, Any]], bool]] = []
@@ -505,10 +542,28 @@ class TepEmulator(kmock.KubernetesEmulator):
     _inflight: dict[int, kmock.Request] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
     _uids: dict[str, Key] = attrs.field(factory=dict, init=False)  # uid -> key of live objects
-    _events: dict[kmock.resource, collections.deque[_Event]] = attrs.field(factory=dict, init=False)
+    _events: dict[kmock.resource, list[_Event]] = attrs.field(factory=dict, init=False)
     _expired_rv: dict[kmock.resource, int] = attrs.field(factory=dict, init=False)
     _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _stopping: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    # Indexes of the live objects, kept by _commit/_remove, so that no request scans them all.
+    _by_place: dict[tuple[kmock.resource, str | None], dict[str, dict[str, Any]]] = attrs.field(
+        factory=dict, init=False
+    )  # (resource, namespace) -> name -> object
+    _by_label: dict[tuple[kmock.resource, str, str], set[Key]] = attrs.field(factory=dict, init=False)
+    _dependents: dict[str, set[Key]] = attrs.field(factory=dict, init=False)  # owner uid -> keys
+    # Faults, injected by tests (see Emulator.restart, drop_watches, fail_requests, latency).
+    _watch_epoch: int = attrs.field(default=0, init=False)  # bumped: every watch stream ends
+    _failing: tuple[float, int, str] = attrs.field(default=(0.0, 0, ""), init=False)  # until, status, reason
+    latency: float = attrs.field(default=0.0, init=False)  # seconds added to every request
+    # One-shot actions on a request: (verb, plural, subresource, "before"|"after", action).
+    _triggers: list[tuple[str, str, str | None, str, Callable[[], None]]] = attrs.field(
+        factory=list, init=False
+    )
+    #: Requests served, by (verb, plural): what a benchmark counts per plan. Bounded by nature.
+    request_counts: collections.Counter[tuple[str, str]] = attrs.field(
+        factory=collections.Counter, init=False
+    )
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -540,6 +595,20 @@ class TepEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         self._inflight[id(request)] = request
         try:
+            resource = request.resource
+            tester = request.headers.get("User-Agent", "").startswith(TEST_USER_AGENT)
+            if resource is not None and resource.plural:
+                self.request_counts[(_verb(request), resource.plural)] += 1
+                if not tester and self._fire(request, "before"):
+                    # the client was stopped before its request was served: it never lands
+                    return aiohttp.web.json_response(_status_body(503, "Killed", "client killed"), status=503)
+                if self.latency and not tester:
+                    await asyncio.sleep(self.latency)
+                until, code, reason = self._failing
+                if time.monotonic() < until and not tester:
+                    headers = {"Retry-After": "1"} if code == 429 else {}
+                    body = _status_body(code, reason, f"injected fault: {reason}")
+                    return aiohttp.web.json_response(body, status=code, headers=headers)
             if not self.record_requests:
                 # Only in-flight requests can still be matched; everything else only slows matching.
                 self._requests[:] = list(self._inflight.values())
@@ -547,7 +616,10 @@ class TepEmulator(kmock.KubernetesEmulator):
                     errors[:] = [e for e in errors if not isinstance(e, kmock.KubernetesError)]
             # Skip KubernetesEmulator._handle (its mutate-before-match of raw dicts); mutations
             # happen in self._serve when the request reaches the emulation (not intercepted).
-            return await apps.RawHandler._handle(self, request)
+            response = await apps.RawHandler._handle(self, request)
+            if resource is not None and resource.plural and not tester:
+                self._fire(request, "after")
+            return response
         finally:
             self._inflight.pop(id(request), None)
 
@@ -562,6 +634,46 @@ class TepEmulator(kmock.KubernetesEmulator):
         self._stopping.set()
         self._changed.set()
 
+    # -- faults ------------------------------------------------------------------------------------
+
+    def on_request(
+        self, verb: str, plural: str, action: Callable[[], None], *, subresource: str | None = None,
+        when: str = "before",
+    ) -> None:  # fmt: skip
+        """Run `action` once, on the next such request: "before" it is served (e.g. kill the
+        client: the write never lands) or "after" (it landed; the client never hears of it)."""
+        self._triggers.append((verb, plural, subresource, when, action))
+
+    def _fire(self, request: kmock.Request, when: str) -> bool:
+        """Run the triggers armed for this request; True if one was."""
+        verb, plural = _verb(request), request.resource.plural
+        for trigger in list(self._triggers):
+            t_verb, t_plural, t_sub, t_when, action = trigger
+            if (t_verb, t_plural, t_sub, t_when) == (verb, plural, request.subresource, when):
+                self._triggers.remove(trigger)
+                action()
+                return True
+        return False
+
+    def drop_watches(self) -> None:
+        """Break every watch connection (as a network cut would); resourceVersions stay valid."""
+        self._watch_epoch += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def restart(self) -> None:
+        """What an API server restart looks like to a client: every watch connection breaks,
+        and the new watch cache starts at the current resourceVersion, so a watch from any
+        older one gets ``410 Gone`` (an ERROR event) and the client must list again."""
+        for resource in self.resources:
+            self._expired_rv[resource] = self._rv  # a watch from now on works; from before: 410
+            self._events.pop(resource, None)
+        self.drop_watches()
+
+    def fail_requests(self, seconds: float, status: int = 503, reason: str = "ServiceUnavailable") -> None:
+        """For `seconds`, answer every resource request with `status` (429: with Retry-After)."""
+        self._failing = (time.monotonic() + seconds, status, reason)
+
     # -- state -------------------------------------------------------------------------------------
 
     def _info(self, resource: kmock.resource) -> kmock.ResourceInfo:
@@ -571,15 +683,56 @@ class TepEmulator(kmock.KubernetesEmulator):
         return "status" in self._info(resource).subresources
 
     def _get(self, key: Key) -> dict[str, Any] | None:
-        if key not in self.objects:
-            return None
-        obj = self.objects[key]
-        return None if obj.deleted else obj.raw
+        return self._by_place.get((key[0], key[1]), {}).get(key[2])
 
     def _live(self) -> Iterator[tuple[Key, dict[str, Any]]]:
-        for key, obj in list(self.objects.items()):
-            if not obj.deleted:
-                yield key, obj.raw
+        for (resource, namespace), objects in list(self._by_place.items()):
+            for name, obj in list(objects.items()):
+                yield (resource, namespace, name), obj
+
+    def _in_namespace(self, namespace: str) -> list[tuple[Key, dict[str, Any]]]:
+        return [
+            ((resource, ns, name), obj)
+            for (resource, ns), objects in list(self._by_place.items())
+            if ns == namespace
+            for name, obj in list(objects.items())
+        ]
+
+    def _index(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Move `key` in the indexes from its `old` state to its `new` one (None: absent)."""
+        resource = key[0]
+        for state, add in ((old, False), (new, True)):
+            if state is None:
+                continue
+            meta = state["metadata"]
+            label_keys = [(resource, k, v) for k, v in (meta.get("labels") or {}).items()]
+            owner_uids = [ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("uid")]
+            for label_key in label_keys:
+                if add:
+                    self._by_label.setdefault(label_key, set()).add(key)
+                else:
+                    self._by_label.get(label_key, set()).discard(key)
+            for uid in owner_uids:
+                if add:
+                    self._dependents.setdefault(uid, set()).add(key)
+                else:
+                    self._dependents.get(uid, set()).discard(key)
+        place = self._by_place.setdefault((resource, key[1]), {})
+        if new is None:
+            place.pop(key[2], None)
+        else:
+            place[key[2]] = new
+
+    def _store(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        """Keep `new` as the object's state: in kmock's objects (a short history) and the indexes."""
+        if key in self.objects:
+            history = self.objects[key].history
+            history.append(new)
+            if len(history) > 2 * KEPT_VERSIONS:
+                del history[:-KEPT_VERSIONS]  # bounded: every version of every object adds up
+        else:
+            self.objects[key] = new
+        self._index(key, old, new)
 
     def _emit(
         self,
@@ -589,10 +742,11 @@ class TepEmulator(kmock.KubernetesEmulator):
         new: dict[str, Any] | None,
         final: dict[str, Any],
     ) -> None:
-        events = self._events.setdefault(resource, collections.deque())
+        events = self._events.setdefault(resource, [])
         events.append(_Event(self._rv, key[1], key[2], old, new, final))
-        while len(events) > self.event_history:
-            self._expired_rv[resource] = events.popleft().rv
+        if len(events) > 2 * self.event_history:  # trimmed in halves: amortised O(1) per event
+            self._expired_rv[resource] = events[-self.event_history - 1].rv
+            del events[: -self.event_history]
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -611,10 +765,7 @@ class TepEmulator(kmock.KubernetesEmulator):
                 meta["generation"] = meta["generation"] + 1
         self._rv += 1
         new["metadata"]["resourceVersion"] = str(self._rv)
-        if key in self.objects:
-            self.objects[key].history.append(new)
-        else:
-            self.objects[key] = new
+        self._store(key, old, new)
         self._uids[new["metadata"]["uid"]] = key
         self._emit(resource, key, old, new, new)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
@@ -627,6 +778,7 @@ class TepEmulator(kmock.KubernetesEmulator):
         final = copy.deepcopy(obj)
         final["metadata"]["resourceVersion"] = str(self._rv)
         self.objects[key].delete()
+        self._index(key, obj, None)
         uid = obj["metadata"]["uid"]
         self._uids.pop(uid, None)
         self._emit(key[0], key, obj, None, final)
@@ -654,13 +806,11 @@ class TepEmulator(kmock.KubernetesEmulator):
         return self._remove(key, obj, propagation=propagation)
 
     def _collect_garbage(self, uid: str, *, orphan: bool) -> None:
-        for key, obj in list(self._live()):
-            refs = obj["metadata"].get("ownerReferences") or []
-            if not any(ref.get("uid") == uid for ref in refs):
-                continue
+        for key in sorted(self._dependents.pop(uid, set()), key=lambda k: (k[1] or "", k[2])):
             current = self._get(key)  # may have been removed by a recursive cascade meanwhile
             if current is None:
                 continue
+            refs = current["metadata"].get("ownerReferences") or []
             others = [ref for ref in refs if ref.get("uid") != uid]
             if orphan or any(ref.get("uid") in self._uids for ref in others):
                 new = copy.deepcopy(current)
@@ -672,7 +822,7 @@ class TepEmulator(kmock.KubernetesEmulator):
                 self._mark_deleted(key, current, propagation="Background")
 
     def _delete_namespace_contents(self, namespace: str) -> None:
-        for key, obj in list(self._live()):
+        for key, obj in self._in_namespace(namespace):
             if key[1] == namespace and key[0] != _NAMESPACES and self._get(key) is not None:
                 self._mark_deleted(key, obj, propagation="Background")
 
@@ -681,7 +831,7 @@ class TepEmulator(kmock.KubernetesEmulator):
         ns = self._get(ns_key)
         if ns is None or not ns["metadata"].get("deletionTimestamp") or ns["metadata"].get("finalizers"):
             return None
-        if any(key[1] == namespace for key, _ in self._live()):
+        if any(objects for (_, ns), objects in self._by_place.items() if ns == namespace):
             return None
         return self._remove(ns_key, ns, propagation="Background")
 
@@ -961,28 +1111,70 @@ class TepEmulator(kmock.KubernetesEmulator):
             and fields(obj)
         )
 
+    def _candidates(
+        self, request: kmock.Request, resource: kmock.resource, namespace: str | None
+    ) -> Iterator[tuple[Key, dict[str, Any]]]:
+        """The live objects a request can select, found through the indexes: one name, an
+        equality requirement of the label selector, or the namespace; never every object."""
+        if request.name is not None:
+            key: Key = (resource, namespace, request.name)
+            obj = self._get(key)
+            if obj is not None:
+                yield key, obj
+            return
+        equal = label_equalities(request.params.get("labelSelector", ""))
+        if equal:
+            keys = min((self._by_label.get((resource, k, v), set()) for k, v in equal), key=len)
+            for key in list(keys):
+                obj = self._get(key)
+                if obj is not None and (namespace is None or key[1] == namespace):
+                    yield key, obj
+            return
+        for (res, ns), objects in list(self._by_place.items()):
+            if res == resource and (namespace is None or ns == namespace):
+                for name, obj in list(objects.items()):
+                    yield (res, ns, name), obj
+
     def _select(
         self, request: kmock.Request, resource: kmock.resource, namespace: str | None
     ) -> list[tuple[Key, dict[str, Any]]]:
         check = self._selector(request)
-        selected = [
-            (key, obj)
-            for key, obj in self._live()
-            if key[0] == resource and (namespace is None or key[1] == namespace) and check(obj)
-        ]
+        selected = [(key, obj) for key, obj in self._candidates(request, resource, namespace) if check(obj)]
         return sorted(selected, key=lambda item: (item[0][1] or "", item[0][2]))
 
-    def _list_body(self, resource: kmock.resource, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def _list_body(
+        self, resource: kmock.resource, items: list[dict[str, Any]], rv: int | None = None, token: str = ""
+    ) -> dict[str, Any]:
         group_version = f"{resource.group}/{resource.version}" if resource.group else resource.version
+        metadata: dict[str, Any] = {"resourceVersion": str(self._rv if rv is None else rv)}
+        if token:
+            metadata["continue"] = token
         return {
             "apiVersion": group_version,
             "kind": f"{self._info(resource).kind}List",
-            "metadata": {"resourceVersion": str(self._rv)},
+            "metadata": metadata,
             "items": items,
         }
 
     def _list(self, request: kmock.Request, resource: kmock.resource, namespace: str | None) -> kmock.Payload:
-        return self._list_body(resource, [obj for _, obj in self._select(request, resource, namespace)])
+        """A list, in pages when asked (``limit``, ``continue``): each page goes on after the
+        previous page's last (namespace, name) and carries the first page's resourceVersion."""
+        selected = self._select(request, resource, namespace)
+        limit = int(request.params.get("limit") or 0)
+        rv, after = self._rv, None
+        if request.params.get("continue"):
+            try:
+                rv, after_ns, after_name = json.loads(base64.urlsafe_b64decode(request.params["continue"]))
+            except (ValueError, TypeError):
+                raise _bad_request("invalid continue token") from None
+            after = (after_ns, after_name)
+            selected = [item for item in selected if (item[0][1] or "", item[0][2]) > after]
+        token = ""
+        if limit and len(selected) > limit:
+            selected = selected[:limit]
+            last = selected[-1][0]
+            token = base64.urlsafe_b64encode(json.dumps([rv, last[1] or "", last[2]]).encode()).decode()
+        return self._list_body(resource, [obj for _, obj in selected], rv, token)
 
     async def _watch(
         self, request: kmock.Request, resource: kmock.resource, namespace: str | None
@@ -1015,15 +1207,17 @@ class TepEmulator(kmock.KubernetesEmulator):
         for item in initial:
             yield item
         transport = request._raw_request.transport if request._raw_request is not None else None
+        epoch = self._watch_epoch
         while not self._stopping.is_set():
+            if self._watch_epoch != epoch:  # restart() or drop_watches(): the connection breaks
+                if transport is not None:
+                    transport.abort()
+                break
             changed = self._changed
-            events = self._events.get(resource) or ()
-            pending = (
-                [ev for ev in reversed(events) if ev.rv > last_rv]
-                if events and events[-1].rv > last_rv
-                else []
-            )
-            for ev in reversed(pending):
+            events = self._events.get(resource) or []
+            # Only the events after last_rv, found by bisection: a watcher costs what it is sent.
+            start = bisect.bisect_right(events, last_rv, key=lambda ev: ev.rv)
+            for ev in events[start:]:
                 last_rv = ev.rv
                 was, now = matches(ev.namespace, ev.old), matches(ev.namespace, ev.new)
                 if now:
@@ -1037,6 +1231,20 @@ class TepEmulator(kmock.KubernetesEmulator):
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining or 1.0, 1.0))
+
+
+def _verb(request: kmock.Request) -> str:
+    """The Kubernetes verb of a request, as audit logs and RBAC name it."""
+    method = request.method
+    if method == kmock.method.GET:
+        if request.params.get("watch") in ("true", "1"):
+            return "watch"
+        return "list" if request.name is None else "get"
+    if method == kmock.method.DELETE:
+        return "deletecollection" if request.name is None else "delete"
+    return {kmock.method.POST: "create", kmock.method.PUT: "update", kmock.method.PATCH: "patch"}.get(
+        method, method.value.lower()
+    )
 
 
 def _job_defaults(job: dict[str, Any], minor: int) -> None:
@@ -1168,10 +1376,45 @@ class Emulator:
             change(new)
             handler._rv += 1
             new["metadata"]["resourceVersion"] = str(handler._rv)
-            handler.objects[key].history.append(new)
+            handler._store(key, old, new)
             return new
 
         return self.call(apply)
+
+    def on_request(
+        self, verb: str, plural: str, action: Callable[[], None], *, subresource: str | None = None,
+        when: str = "before",
+    ) -> None:  # fmt: skip
+        """Run `action` (in the server's thread) once, on the next such request, "before" or
+        "after" it is served; see TepEmulator.on_request."""
+        self.call(lambda: self.handler.on_request(verb, plural, action, subresource=subresource, when=when))
+
+    def clear_triggers(self) -> None:
+        self.call(self.handler._triggers.clear)
+
+    def restart(self) -> None:
+        """The API server restarts: watches cut, then ``410 Gone`` for older resourceVersions."""
+        self.call(self.handler.restart)
+
+    def drop_watches(self) -> None:
+        """Every watch connection drops mid-stream."""
+        self.call(self.handler.drop_watches)
+
+    def fail_requests(self, seconds: float, status: int = 503, reason: str = "ServiceUnavailable") -> None:
+        """The API answers `status` to every resource request for `seconds`."""
+        self.call(lambda: self.handler.fail_requests(seconds, status, reason))
+
+    def set_latency(self, seconds: float) -> None:
+        """Every resource request waits `seconds` before it is served."""
+
+        def set_it() -> None:
+            self.handler.latency = seconds
+
+        self.call(set_it)
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests served so far by (verb, plural), e.g. ("patch", "testplans")."""
+        return self.call(lambda: dict(self.handler.request_counts))
 
     @property
     def server_errors(self) -> list[Exception]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kubernetes
+import urllib3
 from kubernetes.client import ApiClient, ApiException, BatchV1Api, Configuration, CoreV1Api, CustomObjectsApi
 
 from tep_operator import names
@@ -20,6 +21,9 @@ FIELD_MANAGER = "tep-operator"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
+PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's peering resources
+# Objects per LIST response (limit/continue): a list of 10,000 objects is never one body.
+LIST_PAGE_SIZE = 500
 
 __all__ = ["ApiException", "Kube", "load_configuration"]
 
@@ -71,6 +75,13 @@ def describe_error(exc: BaseException) -> str | None:
     return f"the API server answered {exc.status}: {detail}"
 
 
+def is_transient(exc: BaseException) -> bool:
+    """An API that did not answer this time: throttled (429), failing (5xx) or unreachable."""
+    if isinstance(exc, ApiException):
+        return exc.status == 429 or (exc.status or 0) >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
 def is_status(exc: ApiException, *codes: int) -> bool:
     return isinstance(exc, ApiException) and exc.status in codes
 
@@ -109,12 +120,10 @@ class Kube:
 
     def list_plans(self, namespace: str | None = None) -> list[dict[str, Any]]:
         if namespace:
-            result = self.custom.list_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL
+            return _paged(
+                self.custom.list_namespaced_custom_object, names.GROUP, names.VERSION, namespace, names.PLURAL
             )
-        else:
-            result = self.custom.list_cluster_custom_object(names.GROUP, names.VERSION, names.PLURAL)
-        return list(cast(dict[str, Any], result).get("items", []))
+        return _paged(self.custom.list_cluster_custom_object, names.GROUP, names.VERSION, names.PLURAL)
 
     def patch_plan_status(
         self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
@@ -164,6 +173,18 @@ class Kube:
         # A dict body is sent as it is; the client's annotation names only its model class.
         self.core.create_namespaced_event(metadata["namespace"], cast(Any, event), _preload_content=False)
 
+    def peering_status(self, name: str, namespace: str | None) -> dict[str, Any]:
+        """The keep-alives in kopf's KopfPeering (namespace) or ClusterKopfPeering object."""
+        if namespace:
+            body = self.custom.get_namespaced_custom_object(
+                PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", name
+            )
+        else:
+            body = self.custom.get_cluster_custom_object(
+                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name
+            )
+        return dict(cast(dict[str, Any], body).get("status") or {})
+
     # CronJobs and Jobs
 
     def apply_cronjob(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,24 +222,14 @@ class Kube:
     def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Our Jobs, in `namespace` or (None) in every namespace."""
         if namespace:
-            response = self.batch.list_namespaced_job(
-                namespace, label_selector=MANAGED, _preload_content=False
-            )
-        else:
-            response = self.batch.list_job_for_all_namespaces(label_selector=MANAGED, _preload_content=False)
-        return _items(response)
+            return _paged(self.batch.list_namespaced_job, namespace, label_selector=MANAGED)
+        return _paged(self.batch.list_job_for_all_namespaces, label_selector=MANAGED)
 
     def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Our CronJobs, in `namespace` or (None) in every namespace."""
         if namespace:
-            response = self.batch.list_namespaced_cron_job(
-                namespace, label_selector=MANAGED, _preload_content=False
-            )
-        else:
-            response = self.batch.list_cron_job_for_all_namespaces(
-                label_selector=MANAGED, _preload_content=False
-            )
-        return _items(response)
+            return _paged(self.batch.list_namespaced_cron_job, namespace, label_selector=MANAGED)
+        return _paged(self.batch.list_cron_job_for_all_namespaces, label_selector=MANAGED)
 
     def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The pods the Job controls: labelled with its uid and owned by it (as the Job
@@ -257,3 +268,17 @@ def _json(response: Any) -> dict[str, Any]:
 
 def _items(response: Any) -> list[dict[str, Any]]:
     return list(_json(response).get("items", []))
+
+
+def _paged(list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a LIST, fetched LIST_PAGE_SIZE at a time (limit/continue)."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = _json(
+            list_call(*args, limit=LIST_PAGE_SIZE, _continue=token, _preload_content=False, **kwargs)
+        )
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items

@@ -37,6 +37,9 @@ class OperatorConfig:
     reports_url: str = ""
     notify_timeout_seconds: float = 10.0
     notify_retry_seconds: float = 300.0
+    # The KopfPeering (namespaced) / ClusterKopfPeering object of the replicas' leader
+    # election (tep_operator.peering); empty: one replica, standalone.
+    peering: str = ""
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -118,4 +121,5 @@ def config_from_env(environ: Mapping[str, str]) -> OperatorConfig:
         notify_retry_seconds=_seconds(
             environ, "TEP_OPERATOR_NOTIFY_RETRY_SECONDS", defaults.notify_retry_seconds
         ),
+        peering=environ.get("TEP_OPERATOR_PEERING", "").strip(),
     )

@@ -258,6 +258,17 @@ def same_spec(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
     return bool(applied == desired["metadata"]["annotations"][SPEC_HASH])
 
 
+def applied_part(live: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconciler reads of a live CronJob, and nothing else (to keep it in memory):
+    the spec hash for `same_spec`, and `lastScheduleTime` for the missed-schedule check."""
+    applied = ((live.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH)
+    part: dict[str, Any] = {"metadata": {"annotations": {SPEC_HASH: applied}}}
+    scheduled = (live.get("status") or {}).get("lastScheduleTime")
+    if scheduled:
+        part["status"] = {"lastScheduleTime": scheduled}
+    return part
+
+
 def render_manual_job(plan: Plan, config: OperatorConfig, request: str, run_id: str) -> dict[str, Any]:
     """The Job of a run-now request (annotation `tep.dev/run-requested-at` = `request`)."""
     metadata = object_meta(

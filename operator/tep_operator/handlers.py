@@ -3,30 +3,28 @@
 Handlers are registered on a registry built per operator instance (`build_registry`), so
 the configuration and the API client are explicit arguments, and tests can run several
 operators, one after another, in one process. What to do about an event is decided in
-`tep_operator.reconciler`; here are only the kopf resources, indexes and handler signatures.
+`tep_operator.reconciler`; here are only the kopf resources, handler signatures and the maps of what was seen
+(`tep_operator.seen`).
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
 
-from tep_operator import cronjob, metrics, names, runs
-from tep_operator.client import Kube
+from tep_operator import cronjob, metrics, names, peering, runs
+from tep_operator.client import LIST_PAGE_SIZE, Kube, is_transient
 from tep_operator.config import OperatorConfig
-from tep_operator.plan import Plan, PlanError, read_plan
 from tep_operator.reconciler import Reconciler
+from tep_operator.seen import PlanKey, Seen
 
 TESTPLANS = (names.GROUP, names.VERSION, names.PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 LOGGER = logging.getLogger("tep_operator.resync")
-
-PlanKey = tuple[str, str]  # (namespace, plan name)
-ValidPlans = kopf.Index[PlanKey, Plan]
-PlanJobs = kopf.Index[PlanKey, tuple[str, bool]]  # (Job name, still active)
-PlanCronJobs = kopf.Index[PlanKey, dict[str, Any]]
 
 
 def namespaced(namespace: str | None) -> str:
@@ -36,12 +34,25 @@ def namespaced(namespace: str | None) -> str:
     return namespace
 
 
-def active_runs(plan_jobs: PlanJobs, namespace: str, plan_name: str) -> Callable[[], list[str]]:
-    """The plan's active Jobs as the index knows them when asked (kopf updates it in place)."""
-    return lambda: [job for job, active in plan_jobs.get((namespace, plan_name), []) if active]
+def listed(event: kopf.RawEvent) -> bool:
+    """Whether kopf found the object by listing (at start, or after its watch was cut and
+    re-listed) rather than by a watch event: what it finds so may be what it missed."""
+    return event.get("type") is None
 
 
-async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
+@contextlib.contextmanager
+def caught_up_by_resync(logger: kopf.Logger | logging.Logger, what: str, interval: float) -> Iterator[None]:
+    """An event handler whose API calls failed for a moment (throttled, 5xx, unreachable):
+    kopf does not retry event handlers, so say what the resync will do again, and go on."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        logger.warning("%s: the API did not answer (%s); the resync retries within %ss", what, exc, interval)
+
+
+async def resync_forever(reconciler: "Reconciler", interval: float, started: Callable[[], bool]) -> None:
     """Every `interval`: re-apply each plan's CronJob (a no-op unless it drifted), refresh
     nextRunTime, and start run requests an earlier attempt could not.
 
@@ -50,8 +61,14 @@ async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
     """
     while True:
         await asyncio.sleep(interval)
+        if not started():
+            # kopf is still handling the plans it listed at start-up (minutes at 10,000 plans):
+            # the resync would only do the same work again, in parallel
+            LOGGER.info("The plans listed at start-up are still being handled; resync postponed")
+            continue
         try:
-            await asyncio.to_thread(reconciler.resync_all)
+            with caught_up_by_resync(LOGGER, "Resync", interval):
+                await asyncio.to_thread(reconciler.resync_all)
         except Exception:
             LOGGER.exception("Resync failed; trying again in %ss", interval)
 
@@ -59,27 +76,30 @@ async def resync_forever(reconciler: "Reconciler", interval: float) -> None:
 def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     reconciler = Reconciler(config, kube)
+    seen = Seen()
+    # Plans listed at start-up, listing events of plans handled since, and when the last one
+    # was: the resync waits until kopf has handled the start-up listing (or has handled no
+    # listed plan for a whole period: a plan deleted meanwhile is never handled)
+    listing = {"listed": 0, "handled": 0, "last": 0.0}
 
-    @kopf.index(*TESTPLANS, id="valid_plans", registry=registry)
-    def valid_plans(body: kopf.Body, **_: Any) -> dict[PlanKey, Plan]:
-        """The valid plans by (namespace, name), to restore their CronJobs without a lookup."""
-        try:
-            plan = read_plan(body)
-        except PlanError:
-            return {}
-        return {(plan.namespace, plan.name): plan}
+    def listing_handled() -> bool:
+        quiet = time.monotonic() - listing["last"] > config.resync_seconds
+        return listing["handled"] >= listing["listed"] or quiet
 
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="plan_jobs", registry=registry)
-    def plan_jobs(
-        body: kopf.Body, namespace: str | None, name: str, **_: Any
-    ) -> dict[PlanKey, tuple[str, bool]]:
-        """Each plan's Jobs and whether they still run: the source of `phase: Running`."""
-        return {(namespaced(namespace), names.plan_of(body.metadata)): (name, runs.job_active(body))}
+    def active_runs(key: PlanKey) -> Callable[[], list[str]]:
+        """The plan's active Jobs as last seen when asked (the map changes meanwhile)."""
+        return lambda: seen.active(key)
 
-    @kopf.index("batch", "v1", "cronjobs", labels=MANAGED, id="plan_cronjobs", registry=registry)
-    def plan_cronjobs(body: kopf.Body, namespace: str | None, **_: Any) -> dict[PlanKey, dict[str, Any]]:
-        """Each plan's CronJob as last seen: an apply is sent only when it differs."""
-        return {(namespaced(namespace), names.plan_of(body.metadata)): dict(body)}
+    @kopf.on.startup(id="prime", registry=registry)
+    async def prime(**_: Any) -> None:
+        """What every plan's decisions need, before the first handler runs."""
+        while True:
+            try:
+                listing["listed"] = await asyncio.to_thread(seen.prime, kube, config.namespaces)
+                return
+            except Exception as exc:  # an API not answering yet: the operator is not ready
+                LOGGER.warning("Listing the plans, Jobs and CronJobs failed (%s); again in 1 s", exc)
+                await asyncio.sleep(1)
 
     @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
     def plan_event(
@@ -88,7 +108,7 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         namespace: str | None,
         name: str,
         logger: kopf.Logger,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         """Every event of a plan, including the initial listing after a restart.
 
@@ -98,22 +118,28 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         delete the CronJob and Jobs, and deleting a plan never waits for the operator.
         """
         namespace = namespaced(namespace)
-        plan_jobs: PlanJobs = indexes["plan_jobs"]
-        plan_cronjobs: PlanCronJobs = indexes["plan_cronjobs"]
+        key = (namespace, name)
         if event.get("type") == "DELETED":
+            seen.plan_gone(key)
             metrics.forget_plan(namespace, name)
             reconciler.applied.pop((namespace, names.cronjob_name(name)), None)
             reconciler.schedules.pop((namespace, name), None)
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
-        live = next(iter(plan_cronjobs.get((namespace, name), [])), None)
-        reconciler.reconcile(body, active_runs(plan_jobs, namespace, name), live, logger)
+        seen.plan_seen(body)
+        if listed(event):
+            listing["handled"] += 1
+            listing["last"] = time.monotonic()
+        with caught_up_by_resync(logger, f"TestPlan {name}", config.resync_seconds):
+            reconciler.reconcile(body, active_runs(key), seen.cronjob(key), logger, listed=listed(event))
 
     resync: dict[str, asyncio.Task[None]] = {}
 
     @kopf.on.startup(id="start_resync", registry=registry)
     async def start_resync(**_: Any) -> None:
-        resync["task"] = asyncio.create_task(resync_forever(reconciler, config.resync_seconds))
+        resync["task"] = asyncio.create_task(
+            resync_forever(reconciler, config.resync_seconds, listing_handled)
+        )
 
     @kopf.on.cleanup(id="stop_resync", registry=registry)
     async def stop_resync(**_: Any) -> None:
@@ -128,22 +154,25 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         namespace: str | None,
         body: kopf.Body,
         logger: kopf.Logger,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         """Copy the CronJob's lastScheduleTime to the plan; take back a CronJob that somebody
         deleted or edited by hand."""
         namespace = namespaced(namespace)
-        valid_plans: ValidPlans = indexes["valid_plans"]
         plan_name = names.plan_of(body.metadata)
+        if event.get("type") == "DELETED":
+            seen.cronjob_gone(body)
+        else:
+            seen.cronjob_seen(body)
         scheduled = (body.get("status") or {}).get("lastScheduleTime")
         if scheduled and event.get("type") != "DELETED":
             reconciler.record_schedule(namespace, plan_name, scheduled)
-        plans = list(valid_plans.get((namespace, plan_name), []))
-        if not plans or (event.get("type") != "DELETED" and reconciler.own_write(body)):
+        plan = seen.plan((namespace, plan_name))
+        if plan is None or (event.get("type") != "DELETED" and reconciler.own_write(body)):
             return
-        desired = cronjob.render_cronjob(plans[0], config)
+        desired = cronjob.render_cronjob(plan, config)
         if event.get("type") == "DELETED":
-            if not reconciler.plan_exists(plans[0]):
+            if not reconciler.plan_exists(plan):
                 return  # deleted with its plan (garbage collection), not by hand
             logger.warning(
                 "CronJob %s was deleted; restoring it from TestPlan %s", body.metadata.name, plan_name
@@ -154,7 +183,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             )
         else:
             return
-        reconciler.apply(desired)
+        with caught_up_by_resync(logger, f"CronJob {body.metadata.name}", config.resync_seconds):
+            reconciler.apply(desired)
 
     @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job_event", registry=registry)
     def job_event(
@@ -162,24 +192,30 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         namespace: str | None,
         body: kopf.Body,
         logger: kopf.Logger,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         """Runs starting and finishing, also those that finished while the operator was down."""
         namespace = namespaced(namespace)
-        plan_jobs: PlanJobs = indexes["plan_jobs"]
-        if event.get("type") == "DELETED" and not runs.job_active(body):
-            return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
+        if event.get("type") == "DELETED":
+            seen.job_gone(body)
+            if not runs.job_active(body):
+                return  # a finished Job pruned by its CronJob or TTL: recorded when it finished
+        else:
+            seen.job_seen(body)
         plan_name = names.plan_of(body.metadata)
-        reconciler.job_changed(
-            body, namespace, plan_name, active_runs(plan_jobs, namespace, plan_name), logger
-        )
+        with caught_up_by_resync(logger, f"Job {body.metadata.name}", config.resync_seconds):
+            reconciler.job_changed(
+                body, namespace, plan_name, active_runs((namespace, plan_name)), logger, listed=listed(event)
+            )
 
     # pod uid -> the kinds of start failure already announced: the kubelet alternates
     # ErrImagePull and ImagePullBackOff for as long as the pod lives; each is said once
     announced: dict[str, set[str]] = {}
 
     @kopf.on.event("", "v1", "pods", labels=MANAGED, id="pod_event", registry=registry)
-    def pod_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    def pod_event(
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any
+    ) -> None:
         """Say at once, on the plan, why a runner cannot start (its Job fails only at the deadline)."""
         uid = body.metadata.uid or body.metadata.name
         if event.get("type") == "DELETED":
@@ -191,9 +227,10 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         kind = reason.split(":")[0]  # ImagePullBackOff, ErrImagePull ...: one Event per kind
         if kind in announced.setdefault(uid, set()):
             return
-        announced[uid].add(kind)
         plan_ref = {"metadata": {"name": names.plan_of(body.metadata), "namespace": namespaced(namespace)}}
-        kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
+        with caught_up_by_resync(logger, f"Pod {body.metadata.name}", config.resync_seconds):
+            kube.post_event(plan_ref, "Warning", "RunnerCannotStart", f"pod {body.metadata.name}: {reason}")
+            announced[uid].add(kind)
 
     return registry
 
@@ -217,3 +254,7 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     for resource in ("cronjobs", "jobs", "pods"):
         settings.watching.label_selectors[resource] = managed
     settings.execution.max_workers = 16
+    if config.peering:
+        settings.peering.lifetime = peering.LIFETIME_SECONDS
+    # Lists in pages: the initial listing of 10,000 objects is never one response in memory.
+    settings.watching.chunk_size = LIST_PAGE_SIZE

@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from tep_operator import cronjob, delivery, metrics, missed, names, notify, runs, status
+from tep_operator import cronjob, delivery, metrics, missed, names, notify, peering, runs, status
 from tep_operator.client import ApiException, Kube, is_status
 from tep_operator.config import OperatorConfig
 from tep_operator.plan import Plan, PlanError, read_plan
@@ -99,12 +99,14 @@ class Reconciler:
         logger: Logger,
         *,
         thorough: bool = False,
+        listed: bool = False,
     ) -> None:
         """Make the CronJob match the plan and the status tell the truth.
 
         Level-triggered and idempotent: called for every event of the plan and by the resync,
         it writes only what differs (`live` is the CronJob as last seen, None if absent).
-        `thorough` compares every rendered field, to catch hand edits that raised no event.
+        `thorough` compares every rendered field, to catch hand edits that raised no event;
+        `listed`: the plan was found by a (re-)listing, so what is done now was missed before.
         """
         try:
             plan = read_plan(body)
@@ -118,7 +120,6 @@ class Reconciler:
         if stale:
             self.apply(manifest)
         cronjob_name = manifest["metadata"]["name"]
-        new_generation = (body.get("status") or {}).get("observedGeneration") != plan.generation
 
         def scheduled(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
             old = fresh.get("status") or {}
@@ -129,11 +130,13 @@ class Reconciler:
 
         written = update_status(self.kube, body, scheduled)
         self.after_status_write(body, written, logger, plan)
-        if new_generation:  # once per spec change; not on restarts, resyncs or status events
+        # Once per spec change: by the writer whose status write moved observedGeneration (the
+        # plan as it was just before that write), not by a resync that raced an event for it.
+        if written and (written[0].get("status") or {}).get("observedGeneration") != plan.generation:
             message = f"CronJob {cronjob_name}: schedule {plan.crontab!r}, suspend={not plan.enabled}"
             self.kube.post_event(body, "Normal", "CronJobApplied", message)
             logger.info("Applied %s", message)
-        self.handle_run_request(body, plan, active, logger)
+        self.handle_run_request(body, plan, active, logger, listed=listed)
 
     def _invalid(self, body: Mapping[str, Any], error: PlanError, kept: bool, logger: Logger) -> None:
         generation = int(body["metadata"].get("generation") or 0)
@@ -149,7 +152,7 @@ class Reconciler:
             logger.warning("Invalid spec, CronJob left as it was: %s", error)
 
     def handle_run_request(
-        self, body: Mapping[str, Any], plan: Plan, active: ActiveRuns, logger: Logger
+        self, body: Mapping[str, Any], plan: Plan, active: ActiveRuns, logger: Logger, *, listed: bool = False
     ) -> None:
         """Start a run for a new `tep.dev/run-requested-at` value, exactly once.
 
@@ -186,6 +189,9 @@ class Reconciler:
                 raise
             created = False  # made before a restart or by a twin event: the same request, once
         update_status(self.kube, body, lambda fresh: _requested(fresh, request))
+        if listed:
+            done = "started its Job" if created else "its Job was already there"
+            logger.info("Recovered run request %s of %s: %s %s", request, plan.name, job_name, done)
         if created:
             self.kube.post_event(
                 body, "Normal", "RunStarted", f"Job {job_name} for the run requested at {request}"
@@ -193,10 +199,16 @@ class Reconciler:
             logger.info("Started Job %s for run request %s", job_name, request)
 
     def resync_all(self) -> None:
+        if self.config.peering and not self.leading():
+            return  # the standby: kopf has paused its handlers, and so does the resync
         namespaces = self.config.namespaces or (None,)
         plans = [plan for ns in namespaces for plan in self.kube.list_plans(ns)]
         active: dict[tuple[str, str], list[str]] = {}
+        finished: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for job in (job for ns in namespaces for job in self.kube.list_managed_jobs(ns)):
+            if runs.job_finished(job):
+                metadata = job["metadata"]
+                finished.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(job)
             if runs.job_active(job):
                 metadata = job["metadata"]
                 active.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(
@@ -218,8 +230,18 @@ class Reconciler:
                     logger,
                     thorough=True,
                 )
+                for job in _unrecorded(plan, finished.get((namespace, name), [])):
+                    self.job_changed(
+                        job, namespace, name, _listed(active.get((namespace, name), [])), logger, listed=True
+                    )
             except Exception:  # one broken plan must not stop the others' resync
                 logger.exception("Resync of %s/%s failed", namespace, name)
+
+    def leading(self) -> bool:
+        """Whether this replica is the one that acts (tep_operator.peering)."""
+        namespace = self.config.namespaces[0] if self.config.namespaces else None
+        peers = self.kube.peering_status(self.config.peering, namespace)
+        return peering.leads(peers, self.config.identity, now())
 
     def record_schedule(self, namespace: str, plan_name: str, scheduled: str) -> None:
         """`status.lastScheduleTime`: when the CronJob controller last started a run."""
@@ -270,7 +292,14 @@ class Reconciler:
         return metadata.get("uid") == plan.uid and not metadata.get("deletionTimestamp")
 
     def job_changed(
-        self, job: Mapping[str, Any], namespace: str, plan_name: str, active: ActiveRuns, logger: Logger
+        self,
+        job: Mapping[str, Any],
+        namespace: str,
+        plan_name: str,
+        active: ActiveRuns,
+        logger: Logger,
+        *,
+        listed: bool = False,
     ) -> None:
         """Track a run: Running while active; when finished, lastRun, history, Event, metrics."""
         body = self.kube.find_plan(namespace, plan_name)
@@ -303,10 +332,35 @@ class Reconciler:
             kind, reason, message = runs.event_for(run)
             self.kube.post_event(written[0], kind, reason, message)
             (logger.info if kind == "Normal" else logger.warning)("%s/%s: %s", namespace, plan_name, message)
+            if listed:
+                logger.info(
+                    "Recovered run %s of %s/%s: it ended unrecorded", run["name"], namespace, plan_name
+                )
             completed = runs.parse_time(run.get("completionTime"))
             metrics.observe_run(namespace, plan_name, run, completed.timestamp() if completed else None)
         if plan and run and not active():
             self.handle_run_request(written[0] if written else body, plan, active, logger)
+
+
+def _unrecorded(plan: Mapping[str, Any], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished Jobs the plan's status does not have (an event lost to an API error),
+    except those older than a full history's oldest entry: recorded once, then pushed out."""
+    if not jobs:
+        return []
+    try:
+        limit = read_plan(plan).history_limit
+    except PlanError:
+        return []
+    old = plan.get("status") or {}
+    history = old.get("history") or []
+    known = {h.get("name") for h in history} | {(old.get("lastRun") or {}).get("name")}
+    oldest = min(((h.get("startTime") or "") for h in history), default="") if len(history) >= limit else ""
+    return [
+        job
+        for job in jobs
+        if job["metadata"]["name"] not in known
+        and ((job.get("status") or {}).get("startTime") or "") >= oldest
+    ]
 
 
 def _listed(jobs: list[str]) -> ActiveRuns:

@@ -2,12 +2,13 @@
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import kopf
 from kopf._core.engines.peering import Identity  # the NewType of `identity`; kopf does not export it
 
-from tep_operator import handlers, metrics
+from tep_operator import handlers, metrics, peering
 from tep_operator.client import Kube, bearer_token
 from tep_operator.config import OperatorConfig
 
@@ -48,11 +49,20 @@ def run(
     """Run the operator until stopped (SIGTERM/SIGINT, or `stop_flag`) in a new event loop."""
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
+    peering_args: dict[str, Any] = (
+        {
+            "standalone": False,
+            "peering_name": config.peering,
+            "priority": peering.start_priority(time.time_ns()),
+        }
+        if config.peering
+        else {"standalone": True}
+    )
     try:
         asyncio.run(
             kopf.operator(
                 registry=build(config, kube),
-                standalone=True,
+                **peering_args,
                 # Explicit, so that kopf never calls getpass.getuser() (see OperatorConfig).
                 identity=Identity(config.identity),
                 clusterwide=not config.namespaces,

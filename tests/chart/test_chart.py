@@ -57,9 +57,10 @@ def validate_objects(objects: list[dict], kube_version: str) -> list[str]:
     problems = []
     for obj in objects:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
-        if obj["apiVersion"] == "monitoring.coreos.com/v1":
-            # No built-in schema: prometheus-operator's CRD is not part of Kubernetes and not in
-            # kubernetes-validate. Its shape is checked by test_service_monitor instead.
+        if obj["apiVersion"] in ("monitoring.coreos.com/v1", "kopf.dev/v1"):
+            # No built-in schema: prometheus-operator's and kopf's CRDs are not part of Kubernetes
+            # and not in kubernetes-validate. Their shapes are checked by test_service_monitor
+            # and test_two_replicas_* instead.
             continue
         try:
             kubernetes_validate.validate(obj, kube_version, strict=True)
@@ -111,7 +112,6 @@ def test_every_namespaced_object_has_a_namespace(default_objects, all_objects):
     [
         (["--set", "nonsense=1"], "Additional property nonsense is not allowed"),
         (["--set", "replicaCount=2"], "Additional property replicaCount is not allowed"),
-        (["--set", "replicas=2"], "Additional property replicas is not allowed"),
         (["--set", "image.nonsense=x"], "Additional property nonsense is not allowed"),
         (["--set", "reports.sise=10Gi"], "Additional property sise is not allowed"),
         (["--set", "metrics.serviceMonitor.enable=true"], "Additional property enable is not allowed"),
@@ -209,7 +209,7 @@ def test_operator_pod_is_restricted(default_objects, all_objects, values):
 def test_operator_deployment_defaults(default_objects):
     deployment = component(default_objects, "Deployment", "operator")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1, "kopf runs standalone: exactly one replica"
+    assert spec["replicas"] == 1, "by default one replica, kopf standalone"
     assert spec["strategy"] == {"type": "Recreate"}
     (container,) = spec["template"]["spec"]["containers"]
     assert container["image"] == "ghcr.io/tep-dev/tep-operator:0.1.0"
@@ -553,3 +553,50 @@ def test_chart_requires_kubernetes_1_27(helm):
     proc = run_helm(helm, "template", "tep", str(CHART), "--kube-version", "1.26.9", check=False)
     assert proc.returncode != 0 and "kubeVersion" in proc.stderr, proc.stderr
     assert render(helm, kube_version="1.27.0")
+
+
+def test_two_replicas_elect_a_leader_through_kopf_peering(helm):
+    objects = render(helm, "--set", "replicas=2")
+    deployment = component(objects, "Deployment", "operator")
+    assert deployment["spec"]["replicas"] == 2
+    # a new pod starts as the standby before the old one stops: never zero operators
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    peering = one(objects, "ClusterKopfPeering")
+    assert env_of(deployment)["TEP_OPERATOR_PEERING"] == peering["metadata"]["name"]
+    grants = verbs_by_resource(one(objects, "ClusterRole")["rules"])
+    assert grants.pop(("kopf.dev", "clusterkopfpeerings")) == {"get", "list", "watch", "patch"}
+    assert grants == NAMESPACED_GRANTS
+    # one replica: none of it
+    single = render(helm)
+    assert not by_kind(single, "ClusterKopfPeering") and "TEP_OPERATOR_PEERING" not in env_of(
+        component(single, "Deployment", "operator")
+    )
+
+
+def test_two_replicas_watching_namespaces_peer_in_each(helm):
+    objects = render(helm, "--set", "replicas=2", "--set", "watchNamespaces={qa,staging}")
+    peerings = by_kind(objects, "KopfPeering")
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["qa", "staging"]
+    assert not by_kind(objects, "ClusterKopfPeering") and not by_kind(objects, "ClusterRole")
+    for role in by_kind(objects, "Role"):
+        grants = verbs_by_resource(role["rules"])
+        assert grants.pop(("kopf.dev", "kopfpeerings")) == {"get", "list", "watch", "patch"}
+        assert grants == NAMESPACED_GRANTS
+
+
+def test_kopf_peering_crds_ship_with_the_chart_and_are_valid(helm):
+    crds = by_kind(render(helm, "--include-crds", "--set", "crds.install=false"), "CustomResourceDefinition")
+    by_name = {crd["metadata"]["name"]: crd for crd in crds}
+    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    assert not validate_objects(crds, "1.31.0")
+
+
+@pytest.mark.parametrize("replicas", ["0", "two"])
+def test_replicas_must_be_a_positive_whole_number(helm, replicas):
+    proc = run_helm(helm, "template", "tep", str(CHART), "--set", f"replicas={replicas}", check=False)
+    assert proc.returncode != 0 and "replicas" in proc.stderr

@@ -461,3 +461,75 @@ def test_manual_selector_job_gets_no_defaults(batch):
     job = json.loads(batch.read_namespaced_job("m", "default", _preload_content=False).data)
     assert job["spec"]["template"]["metadata"]["labels"] == {"app": "x"}
     assert job["spec"]["selector"] == selector
+
+
+def _get_json(kube: Emulator, path: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(kube.url + path, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def _watch_lines(kube: Emulator, path: str, seconds: int = 1) -> list[dict]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{kube.url}{path}&timeoutSeconds={seconds}", timeout=10) as response:
+        return [json.loads(line) for line in response.read().splitlines() if line.strip()]
+
+
+def test_lists_come_in_pages_that_add_up(kube: Emulator) -> None:
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client())
+    for i in range(7):
+        custom.create_namespaced_custom_object(
+            "tep.dev", "v1alpha1", "default", "testplans", plan_body(f"p{i}")
+        )
+    base = "/apis/tep.dev/v1alpha1/namespaces/default/testplans?limit=3"
+    names, token, pages, versions = [], "", 0, set()
+    while True:
+        page = _get_json(kube, base + (f"&continue={token}" if token else ""))
+        pages += 1
+        names += [item["metadata"]["name"] for item in page["items"]]
+        versions.add(page["metadata"]["resourceVersion"])
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert pages == 3 and names == [f"p{i}" for i in range(7)]
+    assert len(versions) == 1, "every page carries the first page's resourceVersion"
+
+
+def test_after_an_api_server_restart_an_old_resource_version_is_gone(kube: Emulator) -> None:
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client())
+    created = custom.create_namespaced_custom_object(
+        "tep.dev", "v1alpha1", "default", "testplans", plan_body("old")
+    )
+    since = created["metadata"]["resourceVersion"]
+    custom.create_namespaced_custom_object("tep.dev", "v1alpha1", "default", "testplans", plan_body("newer"))
+    path = f"/apis/tep.dev/v1alpha1/namespaces/default/testplans?watch=true&resourceVersion={since}"
+    assert all(e["type"] != "ERROR" for e in _watch_lines(kube, path)), "before: the watch works"
+    kube.restart()
+    (event,) = _watch_lines(kube, path)
+    assert event["type"] == "ERROR" and event["object"]["code"] == 410
+    # a fresh list gives a resourceVersion to watch from again
+    fresh = _get_json(kube, "/apis/tep.dev/v1alpha1/namespaces/default/testplans")["metadata"][
+        "resourceVersion"
+    ]
+    again = f"/apis/tep.dev/v1alpha1/namespaces/default/testplans?watch=true&resourceVersion={fresh}"
+    assert all(e["type"] != "ERROR" for e in _watch_lines(kube, again))
+
+
+def test_injected_failures_spare_the_tests_own_client(kube: Emulator) -> None:
+    from tests.emulator import TEST_USER_AGENT
+
+    operator_like = kubernetes.client.CoreV1Api(kube.api_client())
+    tester_api = kube.api_client()
+    tester_api.user_agent = TEST_USER_AGENT
+    tester = kubernetes.client.CoreV1Api(tester_api)
+    kube.fail_requests(5, 429, "TooManyRequests")
+    with pytest.raises(ApiException) as failed:
+        operator_like.list_namespaced_pod("default")
+    assert failed.value.status == 429 and failed.value.headers["Retry-After"] == "1"
+    assert tester.list_namespaced_pod("default").items == []
+    kube.fail_requests(0)
+    before = kube.request_counts()[("list", "pods")]
+    assert operator_like.list_namespaced_pod("default").items == []
+    assert kube.request_counts()[("list", "pods")] == before + 1

@@ -1,5 +1,6 @@
 """Rendering a plan into its CronJob and manual Job: every field, pinned."""
 
+import json
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from tep_operator.config import OperatorConfig
 from tep_operator.cronjob import (
     JOB_DEADLINE_MARGIN_SECONDS,
     TERMINATION_GRACE_SECONDS,
+    applied_part,
     drifted,
     render_cronjob,
     render_manual_job,
@@ -375,6 +377,10 @@ def test_the_spec_hash_tells_a_changed_rendering() -> None:
     assert not same_spec(render(crontab="0 6 * * *"), first)
     assert not same_spec(render(env=[{"name": "A", "value": "1"}]), first)
     assert not same_spec(render(), {"metadata": {"annotations": {}}})
+    # what the operator keeps of each live CronJob is enough for the same answer, and small
+    assert same_spec(render(), applied_part(first))
+    assert not same_spec(render(crontab="0 6 * * *"), applied_part(first))
+    assert len(json.dumps(applied_part(first))) < 100
 
 
 def test_the_runner_knows_the_deadline_and_the_per_test_timeout() -> None:
