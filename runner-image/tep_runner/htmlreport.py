@@ -101,7 +101,8 @@ def merge(shards: Sequence[ShardReport], duration_seconds: float, summary_lines:
                 flaky.append(test)
                 kept[-1] = _marked(kept[-1])
             tests[test] = [_with_shard(row, shard.shard, column) for row in kept]
-    labels = {**{k: k.capitalize() for row in _all(tests) for k in [_outcome(row)]}, **first.labels}
+    labels = dict(first.labels)  # pytest-html's outcomes in its order, then any a plugin added
+    labels.update({k: k.capitalize() for row in _all(tests) if (k := _outcome(row)) not in labels})
     counts = dict.fromkeys(labels, 0)
     for row in _all(tests):
         counts[_outcome(row)] += 1

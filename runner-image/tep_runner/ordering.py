@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 
-from tep_runner.durations import expected
+from tep_runner.durations import base_id, expected
 
 DURATION, COLLECTION = "duration", "collection"
 ORDERS = (DURATION, COLLECTION)
@@ -38,9 +38,10 @@ def order(
     workers: int,
     maxschedchunk: int | None = None,
 ) -> list[str]:
-    """The ids arranged for `dist` over `workers` workers (collection order when ordering cannot help)."""
+    """The ids arranged for `dist` over `workers` workers; the collection order when ordering cannot help
+    (one worker, a dist that ignores the order) or nothing is known yet."""
     ids = list(nodeids)
-    if dist not in ORDERED or workers < 2 or len(ids) < 2:
+    if dist not in ORDERED or workers < 2 or len(ids) < 2 or not any(base_id(i) in durations for i in ids):
         return ids
     seconds = expected(ids, durations)
     if dist in GROUPED:
