@@ -14,6 +14,8 @@ def runner_message(result: str = "Passed", **fields: Any) -> str:
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
         "flaky": 0,
         "durationSeconds": 3.6,
         "workers": 2,

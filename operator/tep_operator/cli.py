@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--local", action="store_true", help="run on this machine, no cluster needed")
     run.add_argument("-f", "--file", type=pathlib.Path, help="the TestPlan YAML file (with --local)")
     run.add_argument(
-        "--tests", type=pathlib.Path, help="folder of the tests (default: tests/ beside the file)"
+        "--tests",
+        type=pathlib.Path,
+        help="the suite's source: a ConfigMap's folder, a git checkout (pytest runs in its source.git.path) "
+        "or the image path (default: tests/ beside the file)",
     )
     run.add_argument("--reports", type=pathlib.Path, default=DEFAULT_REPORTS, help="reports root")
     run.add_argument("-n", "--namespace", default=None, help="namespace of the plan (cluster run)")
@@ -188,8 +191,19 @@ def run_line(run: dict[str, Any]) -> str:
     return f"tep: {run.get('name')}: {run.get('result')}: {counts_text(run)} in {took}s"
 
 
+STATUS_COUNTS = ("passed", "failed", "xfailed", "xpassed")  # of the last run; `kubectl describe` has all
+
+
 def status_rows(plans: Sequence[dict[str, Any]], all_namespaces: bool) -> list[list[str]]:
-    header = ["NAME", "SCHEDULE", "ENABLED", "PHASE", "LAST RESULT", "PASSED", "FAILED", "NEXT RUN"]
+    header = [
+        "NAME",
+        "SCHEDULE",
+        "ENABLED",
+        "PHASE",
+        "LAST RESULT",
+        *(c.upper() for c in STATUS_COUNTS),
+        "NEXT RUN",
+    ]
     if all_namespaces:
         header.insert(0, "NAMESPACE")
     rows = [header]
@@ -202,8 +216,7 @@ def status_rows(plans: Sequence[dict[str, Any]], all_namespaces: bool) -> list[l
             str(spec.get("enabled", True)).lower(),
             status.get("phase", "-"),
             last.get("result", "-"),
-            str(last.get("passed", "-")),
-            str(last.get("failed", "-")),
+            *(str(last.get(count, "-")) for count in STATUS_COUNTS),
             status.get("nextRunTime") or "-",
         ]
         if all_namespaces:

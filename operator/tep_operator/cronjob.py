@@ -119,7 +119,7 @@ def _git_init_container(plan: Plan, image: str, pull_policy: str) -> dict[str, A
 def _runner_env(plan: Plan, config: OperatorConfig, run_id: str | None) -> list[dict[str, Any]]:
     settings = runnerenv.runner_env(
         plan,
-        tests=runnerenv.tests_dir(plan),
+        source=runnerenv.source_root(plan),
         reports=runnerenv.REPORTS_MOUNT,
         termination_log=runnerenv.TERMINATION_LOG,
         auto_workers=cpu_workers(effective_resources(plan, config)),

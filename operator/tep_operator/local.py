@@ -88,12 +88,12 @@ def _nested(a: str, b: str) -> bool:
     return long == short or long.startswith((f"{short}.", f"{short}["))
 
 
-def default_tests_dir(plan: Plan, plan_file: pathlib.Path) -> pathlib.Path:
-    """Where the tests are on this machine when --tests is not given.
+def default_source(plan: Plan, plan_file: pathlib.Path) -> pathlib.Path:
+    """The suite's source on this machine when --tests is not given.
 
     A configMap or git source has no local copy, so the convention is a `tests/` folder
     beside the plan file (the folder its ConfigMap is made from); an image source's path
-    is used as it is.
+    is used as it is. For git, pytest runs in its `source.git.path` inside the folder.
     """
     if plan.source.kind == "image":
         return pathlib.Path(plan.source.path)
@@ -117,29 +117,31 @@ def prepare(
         plan = check_plan(load_plan_file(plan_file))
     except PlanError as exc:
         raise LocalRunError(f"{plan_file}: {exc}") from None
-    tests_dir = (tests or default_tests_dir(plan, plan_file)).resolve()
-    if not tests_dir.is_dir():
-        raise LocalRunError(f"tests folder {tests_dir} does not exist (give it with --tests DIR)")
+    source = (tests or default_source(plan, plan_file)).resolve()
+    if not source.is_dir():
+        raise LocalRunError(f"tests folder {source} does not exist (give it with --tests DIR)")
     user_env, skipped = plain_env(plan.env)
     if plan.env_from:
         skipped += tuple(f"envFrom[{i}]" for i in range(len(plan.env_from)))
     settings = runnerenv.runner_env(
         plan,
-        tests=str(tests_dir),
+        source=str(source),
         reports=str(reports.resolve()),
         termination_log=str(termination_log),
         auto_workers=cpu_workers(plan.resources),
     )
-    return LocalRun(plan, tests_dir, reports.resolve(), {**base_environ, **user_env, **settings}, skipped)
+    return LocalRun(plan, source, reports.resolve(), {**base_environ, **user_env, **settings}, skipped)
 
 
 def summary_text(message: Mapping[str, Any], reports: pathlib.Path) -> str:
     """The end-of-run lines: result, counts, duration, where the report is."""
+    # A run in which no test ran says why instead of "0 tests" (--collect-only, a conftest that broke).
+    said = counts_text(message) if message.get("total") or not message.get("reason") else message["reason"]
     lines = [
-        f"tep: {message.get('result', 'Error')}: {counts_text(message)} "
+        f"tep: {message.get('result', 'Error')}: {said} "
         f"in {message.get('durationSeconds', 0):.1f}s with {message.get('workers', 0)} workers",
     ]
-    if message.get("reason"):
+    if message.get("reason") and said != message["reason"]:
         lines.append(f"tep: reason: {message['reason']}")
     for test in message.get("failedTests") or []:
         lines.append(f"tep: failed: {test}")

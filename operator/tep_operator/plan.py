@@ -111,6 +111,8 @@ class Plan:
     dist: str = "load"
     reruns: int = 0
     timeout_seconds: int | None = None  # per test, through pytest-timeout; None: the suite's own setting
+    config_file: str = ""  # pytest -c, relative to the source root; "" lets pytest find it
+    root_dir: str = ""  # pytest --rootdir, relative to the source root; "" lets pytest find it
     shards: int = 1
     resources: Mapping[str, Any] = field(default_factory=dict)
     active_deadline_seconds: int = 3600
@@ -300,6 +302,16 @@ def _read_workers(r: _Reader, pytest_spec: Mapping[str, Any]) -> str:
     return "auto"
 
 
+def _read_source_path(r: _Reader, pytest_spec: Mapping[str, Any], key: str) -> str:
+    """A path inside the suite's source (spec.pytest.configFile, rootDir): relative, no '..'."""
+    path = f"spec.pytest.{key}"
+    value = r.string(pytest_spec, key, path)
+    if value.startswith("/") or ".." in value.split("/") or "\0" in value:
+        r.problem(path, f"{value!r} must be a relative path inside the source, without '..'")
+        return ""
+    return value
+
+
 def _read_env(r: _Reader, spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     env = r.objects(spec, "env", "spec.env")
     for index, var in enumerate(env):
@@ -461,6 +473,8 @@ def read_plan(body: Mapping[str, Any]) -> Plan:
         dist=r.choice(pytest_spec, "dist", "spec.pytest.dist", "load", DISTRIBUTIONS),
         reruns=r.integer(pytest_spec, "reruns", "spec.pytest.reruns", 0, 0, 10),
         timeout_seconds=r.integer(pytest_spec, "timeoutSeconds", "spec.pytest.timeoutSeconds", 0, 1) or None,
+        config_file=_read_source_path(r, pytest_spec, "configFile"),
+        root_dir=_read_source_path(r, pytest_spec, "rootDir"),
         shards=r.integer(spec, "shards", "spec.shards", 1, 1, 100),
         resources=_read_resources(r, spec),
         active_deadline_seconds=r.integer(

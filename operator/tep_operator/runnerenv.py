@@ -23,7 +23,10 @@ RESERVED = frozenset(
     {
         "TEP_NAMESPACE",
         "TEP_PLAN",
+        "TEP_SOURCE_ROOT",
         "TEP_TESTS_DIR",
+        "TEP_PYTEST_CONFIG_FILE",
+        "TEP_PYTEST_ROOT_DIR",
         "TEP_REPORTS_DIR",
         "TEP_JOB_NAME",
         "TEP_RUN_ID",
@@ -42,21 +45,26 @@ RESERVED = frozenset(
 )
 
 
-def tests_dir(plan: "Plan") -> str:
-    """Where the tests are inside the runner pod."""
+def source_root(plan: "Plan") -> str:
+    """The root of the suite's source inside the runner pod, where its owners would run pytest."""
     if plan.source.kind == "configMap":
         return TESTS_MOUNT
     if plan.source.kind == "git":
-        return (
-            GIT_CHECKOUT if plan.source.path in ("", ".") else f"{GIT_CHECKOUT}/{plan.source.path.strip('/')}"
-        )
+        return GIT_CHECKOUT
     return plan.source.path
+
+
+def tests_dir(plan: "Plan", source: str) -> str:
+    """Where pytest runs: the source root, or for git the folder `source.git.path` names inside it."""
+    if plan.source.kind != "git" or plan.source.path in ("", "."):
+        return source
+    return f"{source}/{plan.source.path.strip('/')}"
 
 
 def runner_env(
     plan: "Plan",
     *,
-    tests: str,
+    source: str,
     reports: str,
     termination_log: str,
     auto_workers: int | None,
@@ -65,7 +73,8 @@ def runner_env(
     env = {
         "TEP_NAMESPACE": plan.namespace,
         "TEP_PLAN": plan.name,
-        "TEP_TESTS_DIR": tests,
+        "TEP_SOURCE_ROOT": source,
+        "TEP_TESTS_DIR": tests_dir(plan, source),
         "TEP_REPORTS_DIR": reports,
         "TEP_WORKERS": plan.workers,
         "TEP_DIST": plan.dist,
@@ -81,6 +90,11 @@ def runner_env(
     }
     if plan.timeout_seconds is not None:
         env["TEP_TIMEOUT_SECONDS"] = str(plan.timeout_seconds)
+    # Unset, pytest finds its configuration and rootdir itself, as in the suite's own checkout.
+    if plan.config_file:
+        env["TEP_PYTEST_CONFIG_FILE"] = plan.config_file
+    if plan.root_dir:
+        env["TEP_PYTEST_ROOT_DIR"] = plan.root_dir
     # xdist's `-n auto` counts the node's cores, not the pod's CPU share.
     if plan.workers == "auto" and auto_workers is not None:
         env[AUTO_WORKERS] = str(auto_workers)

@@ -23,7 +23,7 @@ from tep_operator.status import (
 RUNNER_CONTAINER = "runner"
 MESSAGE_VERSION = 1
 MAX_FAILED_TESTS = 20
-COUNTS = ("total", "passed", "failed", "errors", "skipped", "flaky")
+COUNTS = ("total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky")
 HISTORY_FIELDS = (
     "name",
     "trigger",
@@ -250,6 +250,10 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
         run["result"] = "Failed"
     else:
         run["result"] = "Passed"
+    # A run that did not break may still say why it stopped early or ran nothing (-x, --collect-only).
+    notes = [m["reason"] for m in found if m.get("reason") and m.get("result") == run["result"] != "Error"]
+    if notes and "reason" not in run:
+        run["reason"] = notes[0]
 
     durations = [float(m.get("durationSeconds") or 0) for m in found]
     started, ended = parse_time(start), parse_time(end)
@@ -326,7 +330,7 @@ def phase_after(old_phase: str | None, idle_phase: str | None, active_runs: int)
 
 
 def counts_text(run: Mapping[str, Any]) -> str:
-    """ "9 tests, 8 passed, 1 failed, 0 errors, 0 skipped, 0 flaky" of a run or runner summary."""
+    """ "9 tests, 8 passed, 1 failed, 0 errors, 0 skipped, 0 xfailed, 0 xpassed, 0 flaky" of a run."""
     return f"{run.get('total', 0)} tests, " + ", ".join(f"{run.get(key, 0)} {key}" for key in COUNTS[1:])
 
 

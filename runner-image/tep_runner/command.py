@@ -1,8 +1,14 @@
-"""The pytest command lines: argument lists, never a shell string."""
+"""The pytest command line: an argument list, never a shell string.
+
+pytest runs in the tests folder with no target, so it finds its rootdir and configuration by its own
+rules, whatever its version (no ini file is named here), and applies `testpaths` exactly as `pytest` run
+there by the suite's owners does. Only the plan's configFile and rootDir name them otherwise.
+"""
 
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from tep_runner.settings import Settings
@@ -10,65 +16,61 @@ from tep_runner.settings import Settings
 PLUGIN = "tep_runner.plugin"
 
 
-# The ini files pytest reads, in its own order. One in the tests folder is the suite's own.
-INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+def pytest_command(settings: Settings, out_dir: Path, tmp: Path, python: str, *, bounded: bool) -> list[str]:
+    """The run (this shard's share of it when sharded); the run's record goes to `record_file(tmp)`, and
+    the runner writes why it stops pytest, when it does, to `stop_file(tmp)` (stopping.py).
 
-
-def pytest_command(
-    settings: Settings,
-    out_dir: Path,
-    cache_dir: Path,
-    python: str,
-    ids_file: Path | None,
-    ini: str,
-    *,
-    progress_file: Path | None = None,
-    stop_file: Path | None = None,
-) -> list[str]:
-    """The run: the whole tests folder, or this shard's node ids read by pytest from `@ids_file`.
-
-    `progress_file`, `stop_file`: the plugin's record of the run, and the cause of a stop (stopping.py).
+    `bounded`: pytest found a configuration or rootdir above the source root (see tep_runner.plugin); run
+    without one, rooted in the tests folder, as in a pod where nothing lies above the source.
     """
-    target = f"@{ids_file}" if ids_file else str(settings.tests_dir)
-    # dist "no" keeps xdist loaded with -n 0, so suites using its `worker_id` fixture still work.
-    xdist = ["-n", "0"] if settings.dist == "no" else ["-n", str(settings.workers), "--dist", settings.dist]
-    reruns = ["--reruns", str(settings.reruns)] if settings.reruns else []
-    timeout = ["--timeout", str(settings.timeout_seconds)] if settings.timeout_seconds else []
-    progress = ["--tep-progress-file", str(progress_file)] if progress_file else []
-    stop = ["--tep-stop-file", str(stop_file)] if stop_file else []
-    return [
-        python, "-m", "pytest", target, *xdist, *reruns, *timeout, *progress, *stop,
-        # xunit1 records each test's file, from which summary.py rebuilds the node ids.
-        "--junitxml", str(out_dir / "junit.xml"), "-o", "junit_family=xunit1",
-        "--html", str(out_dir / "report.html"), "--self-contained-html",
-        *_common(settings, cache_dir, ini),
-        *settings.pytest_args,
+    s = settings
+    # dist "no" runs one worker: tests one at a time in collection order, and a test that kills its process
+    # is reported as failed while the run goes on (in-process, it would take every result with it).
+    xdist = ["--numprocesses=1"] if s.dist == "no" else [f"--numprocesses={s.workers}", f"--dist={s.dist}"]
+    reruns = [f"--reruns={s.reruns}"] if s.reruns else []
+    # pytest-timeout's per-test limit: the plan's choice, so on the command line, over the suite's ini.
+    timeout = [f"--timeout={s.timeout_seconds}"] if s.timeout_seconds else []
+    config = [f"--config-file={s.source_root / s.config_file}"] if s.config_file else []
+    rootdir = [f"--rootdir={s.source_root / s.root_dir}"] if s.root_dir else []
+    if bounded:
+        config = config or [f"--config-file={os.devnull}"]
+        rootdir = rootdir or [f"--rootdir={s.tests_dir}"]
+    # Checked only when pytest discovers them: what the plan names is inside the source by validation.
+    check = [] if bounded or (config and rootdir) else [
+        f"--tep-source-root={s.source_root}", f"--tep-outside={outside_file(tmp)}",
     ]  # fmt: skip
-
-
-def collect_command(
-    settings: Settings, cache_dir: Path, python: str, nodeids_file: Path, ini: str
-) -> list[str]:
-    """Collection only (for shards), with the plan's own selection (-k, -m ...) applied."""
+    shard = [f"--tep-shard={s.shard_index}/{s.shards}", f"--tep-split-file={split_file(tmp)}"]
+    # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not
+    # options before it knows the plugins' options, so a separate value (a folder) would be taken for one.
     return [
-        python, "-m", "pytest", str(settings.tests_dir), "--collect-only", "-q",
-        *_common(settings, cache_dir, ini), "--tep-nodeids-file", str(nodeids_file),
-        *settings.pytest_args,
-        "-n", "0",  # last, so a -n among the plan's args cannot start workers just to collect
-    ]  # fmt: skip
-
-
-def _common(settings: Settings, cache_dir: Path, ini: str) -> list[str]:
-    return [
-        # The suite's own ini file, or none (os.devnull): never one of a folder above the tests,
-        # which on a laptop may be an unrelated project's.
-        "-c", ini,
-        # Node ids relative to the tests folder, whatever ini file lies above it.
-        "--rootdir", str(settings.tests_dir),
+        python, "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
+        *s.pytest_args,
+        # The runner's own options come last, where they win over the plan's args and the suite's addopts.
+        # xunit1 records each test's file, from which the run history (history.py) rebuilds the node ids.
+        f"--junitxml={out_dir / 'junit.xml'}", "--override-ini=junit_family=xunit1",
+        f"--html={out_dir / 'report.html'}", "--self-contained-html",
         # The tests folder may be read-only: keep pytest's cache out of it.
-        "-o", f"cache_dir={cache_dir}",
+        f"--override-ini=cache_dir={tmp / 'cache'}",
         # A configMap mount holds `..data` and `..<timestamp>` folders beside the symlinked files; skip them
         # even when the suite's own norecursedirs replaces pytest's default '.*'.
-        "--ignore-glob", f"{glob.escape(str(settings.tests_dir))}/..*",
-        "-p", PLUGIN,
+        f"--ignore-glob={glob.escape(str(s.source_root))}/..*",
+        "-p", PLUGIN, f"--tep-record={record_file(tmp)}", f"--tep-stop-file={stop_file(tmp)}",
+        *check,
+        *(shard if s.shards > 1 else []),
     ]  # fmt: skip
+
+
+def record_file(tmp: Path) -> Path:
+    return tmp / "record.jsonl"
+
+
+def stop_file(tmp: Path) -> Path:
+    return tmp / "stop-cause.txt"
+
+
+def split_file(tmp: Path) -> Path:
+    return tmp / "split.json"
+
+
+def outside_file(tmp: Path) -> Path:
+    return tmp / "outside.txt"

@@ -31,7 +31,6 @@ from filelock import FileLock
 
 from tep_runner.runid import job_minutes
 from tep_runner.settings import Settings
-from tep_runner.summary import nodeid
 
 VERSION = 1
 FILE = ".history.jsonl"
@@ -70,8 +69,8 @@ def tests_from_junit(xml_text: str) -> dict[str, Result]:
     """Each test of pytest's JUnit XML (xunit1), by node id.
 
     pytest-rerunfailures adds a <testcase> for each rerun attempt: a test with several whose last passed
-    is flaky (as summary.counts_from_junit counts it); otherwise the worst attempt decides. The duration is
-    the sum over attempts.
+    is flaky (summary.json's flaky: "rerun", then "passed"); otherwise the worst attempt decides. The
+    duration is the sum over attempts.
     """
     groups: dict[str, list[ET.Element]] = {}
     for case in ET.fromstring(xml_text).iter("testcase"):
@@ -80,6 +79,18 @@ def tests_from_junit(xml_text: str) -> dict[str, Result]:
         key = nodeid(case.get("file", ""), case.get("classname", ""), case.get("name", ""))
         groups.setdefault(key, []).append(case)
     return {key: _result(cases) for key, cases in groups.items()}
+
+
+def nodeid(file: str, classname: str, name: str) -> str:
+    """Invert pytest's junit naming: classname is the file's dotted path (no .py) followed by its classes."""
+    if not file:
+        return "::".join(p for p in (classname, name) if p)
+    module = file.removesuffix(".py").replace("/", ".")
+    if not classname:  # a collection error: the name is the module's
+        return file
+    if classname.startswith(module + "."):
+        return "::".join([file, *classname[len(module) + 1 :].split("."), name])
+    return f"{file}::{name}"
 
 
 def _result(cases: Sequence[ET.Element]) -> Result:

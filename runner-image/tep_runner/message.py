@@ -11,20 +11,21 @@ MAX_FAILED_TESTS = 20
 MAX_ID_CHARS = 200
 MAX_REASON_CHARS = 1000
 KEYS = (
-    "result", "total", "passed", "failed", "errors", "skipped", "flaky",
+    "result", "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky",
     "durationSeconds", "workers", "shard", "shards", "reportPath",
 )  # fmt: skip
 
 
 def termination_message(summary: Mapping[str, Any]) -> str:
-    """Version 1 of the message: the counts always; failed test ids trimmed until it fits."""
+    """Version 1 of the message: the counts always, the reason when there is one (why a run broke, stopped
+    early, or ran nothing); failed and timed-out test ids trimmed until it fits."""
     message: dict[str, object] = {"v": 1, **{key: summary[key] for key in KEYS}}
     reason = _clip(str(summary.get("reason", "")), MAX_REASON_CHARS)
     failed = [_clip(test, MAX_ID_CHARS) for test in summary["failedTests"][:MAX_FAILED_TESTS]]
     # Tests stopped at the deadline or failed by pytest-timeout (also in failedTests); only when there are.
     timed_out = [_clip(test, MAX_ID_CHARS) for test in (summary.get("timedOut") or [])[:MAX_FAILED_TESTS]]
     while True:
-        extra = {"reason": reason} if summary["result"] == "Error" else {}
+        extra = {"reason": reason} if reason else {}
         tail = {"timedOut": timed_out} if timed_out else {}
         text = json.dumps({**message, **extra, "failedTests": failed, **tail}, separators=(",", ":"))
         if len(text.encode()) <= MAX_BYTES:

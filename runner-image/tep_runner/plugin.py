@@ -1,46 +1,33 @@
-"""pytest plugin loaded into every run (`-p tep_runner.plugin`): evidence the JUnit XML does not hold."""
+"""pytest plugin loaded into every run (`-p tep_runner.plugin`): the run's record, this shard's share.
+
+The record (`--tep-record FILE`, record.py), written by the controlling process as pytest goes, holds each
+report as pytest's own terminal reporter categorises it and, at the end, the lists its final line counts --
+so summary.json tells pytest's story, also when pytest is stopped or killed.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE as _TIMEOUT_MESSAGE  # type: ignore[import-untyped]
 
-from tep_runner.stopping import FINISH, REPORT, START, STOPPED, record, stopped_longrepr
+from tep_runner import record
+from tep_runner.shards import split
+from tep_runner.stopping import stopped_longrepr
 
 # A test failed by pytest-timeout (signal method) says so in its failure text.
 _TIMED_OUT = re.compile(re.escape(_TIMEOUT_MESSAGE).replace(re.escape("%s"), r"[0-9.]+"))
-WORKERS_LINE = "tep-runner: {} workers used"
 
 
 class _Recorder:
-    def __init__(self, nodeids_file: str | None) -> None:
-        self.nodeids_file = nodeids_file
-        self.workers: set[str] = set()
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.nodeids_file:
-            Path(self.nodeids_file).write_text("".join(f"{item.nodeid}\n" for item in session.items))
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # xdist attaches the worker that produced a report as `report.node`; without xdist there is none.
-        if getattr(report, "tep_stopped", False):  # made by _Progress in the controller, not by a worker
-            return
-        node = getattr(report, "node", None)
-        self.workers.add(node.gateway.id if node is not None else "main")
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        terminalreporter.write_line(WORKERS_LINE.format(len(self.workers)))
-
-
-class _Progress:
-    """In the controller (xdist forwards its workers' hooks there): the tests running, and the record of
-    tests started, finished and judged that the runner reads, also when pytest had to be killed.
+    """In the controller (xdist forwards its workers' hooks there): the run's record, and the tests running.
 
     When the runner stops pytest (SIGINT at the deadline or on a signal), each test still running is
     reported failed through pytest_runtest_logreport, so pytest's final line, junit.xml and report.html all
@@ -50,28 +37,80 @@ class _Progress:
     def __init__(self, config: pytest.Config, path: str, stop_file: str | None) -> None:
         self.config = config
         self.stop_file = stop_file
+        self.workers: set[str] = set()
+        self.interrupted = ""
+        self.collected = 0
         self.running: dict[str, tuple[str, int | None, str]] = {}  # node id -> location, in start order
         # Appended line by line, unbuffered: whatever is in the file when pytest is killed is complete.
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._write(
+            record.BEGIN,
+            rootdir=str(config.rootpath),
+            configFile=str(config.inipath) if config.inipath and config.inipath.is_file() else "",
+            maxfail=config.option.maxfail,
+            collectOnly=bool(config.option.collectonly),
+        )
 
     def _write(self, event: str, **fields: Any) -> None:
-        os.write(self.fd, record(event, **fields).encode())
+        os.write(self.fd, record.line(event, **fields).encode())
+
+    def _category(self, report: pytest.CollectReport | pytest.TestReport) -> str:
+        """The list of pytest's final line the terminal reporter files the report in ("" for none)."""
+        if not getattr(report, "count_towards_summary", True):
+            return ""
+        category, _, _ = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
+        return str(category)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._write(record.COLLECTED, count=len(session.items))  # without xdist
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, ids: list[str]) -> None:
+        self._write(record.COLLECTED, count=len(ids))
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.running[nodeid] = location
-        self._write(START, nodeid=nodeid)
+        self._write(record.START, nodeid=nodeid)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.running.pop(nodeid, None)
-        self._write(FINISH, nodeid=nodeid)
+        self._write(record.FINISH, nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        timed_out = report.failed and bool(_TIMED_OUT.search(report.longreprtext))
+        # xdist attaches the worker that produced a report as `report.node`; without xdist there is none.
+        # The plugin's own reports of stopped tests come from no worker.
+        node = getattr(report, "node", None)
+        worker = (
+            "" if getattr(report, "tep_stopped", False) else node.gateway.id if node is not None else "main"
+        )
+        if worker:
+            self.workers.add(worker)
+        if report.when == "teardown":  # a crashed worker's test gets no logfinish (see _CrashTeardown)
+            self.running.pop(report.nodeid, None)
         self._write(
-            REPORT, nodeid=report.nodeid, when=report.when, outcome=report.outcome, timedOut=timed_out
+            record.REPORT,
+            nodeid=report.nodeid,
+            when=report.when,
+            category=self._category(report),
+            worker=worker,
+            timedOut=report.failed and bool(_TIMED_OUT.search(report.longreprtext)),
         )
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed or report.skipped:
+            traceback = report.longreprtext[-record.TRACEBACK_CHARS :] if report.failed else None
+            category = self._category(report)
+            self._write(record.COLLECT, nodeid=report.nodeid, category=category, traceback=traceback)
+        # pytest stops at a collection error (unless --continue-on-collection-errors); xdist runs the other
+        # tests regardless. Stop it the same way, so the run judges what bare pytest judges.
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if report.failed and dsession is not None and not self.config.option.continue_on_collection_errors:
+            dsession.shouldstop = dsession.shouldstop or "error during collection"
+
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # Ctrl-C, SIGTERM, the runner's stop, or xdist's way of stopping at --maxfail ("stopping after 1
+        # failures").
+        self.interrupted = str(excinfo.value) or excinfo.typename
         if not excinfo.errisinstance(KeyboardInterrupt):  # pytest.exit() is the suite's own decision
             return
         stop_file = Path(self.stop_file) if self.stop_file else None
@@ -87,23 +126,145 @@ class _Progress:
                 self.config.hook.pytest_runtest_logreport(report=report)
             self.running.pop(nodeid, None)
         # Written last: from here on the controller takes no more events from its workers (see shell.py).
-        self._write(STOPPED, nodeids=[nodeid for nodeid, _ in stopped])
+        self._write(record.STOPPED, nodeids=[nodeid for nodeid, _ in stopped])
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.collected = session.testscollected
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        stats: dict[str, list[Any]] = getattr(reporter, "stats", {})
+        self._write(
+            record.END,
+            reports={
+                category: [r.nodeid for r in found if getattr(r, "count_towards_summary", True)]
+                for category, found in stats.items()
+                if category not in record.NOT_OUTCOMES
+            },
+            # Each file (or folder) that did not collect, with the end of its traceback.
+            collectionErrors={
+                r.nodeid: r.longreprtext[-record.TRACEBACK_CHARS :]
+                for r in stats.get("error", [])
+                if isinstance(r, pytest.CollectReport)
+            },
+            collected=self.collected,
+            interrupted=self.interrupted,
+            workers=len(self.workers),
+        )
+        os.close(self.fd)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport) -> None:
+        # xdist reports a test that killed its worker with when="???"; JUnit then files it as an error while
+        # pytest's own line says failed. It is the test's call that never returned.
+        report.when = "call"
+
+
+class _OneCollectionError:
+    """Every xdist worker collects, so a file that fails to collect is reported by each; xdist keeps one per
+    distinct `longrepr`, which after deserialisation is a new object each time. Hand xdist the first report
+    again, as bare pytest reports the file once."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, pytest.CollectReport] = {}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_from_serializable(self) -> Generator[None, object, object]:
+        report = yield
+        if isinstance(report, pytest.CollectReport) and report.failed:
+            return self.failed.setdefault(report.nodeid, report)
+        return report
+
+
+class _CrashTeardown:
+    """pytest-html files a test only at its teardown report, which a crashed worker never sends."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        yield
+        if report.when == "call" and report.failed and _crashed(report):
+            teardown = pytest.TestReport(
+                nodeid=report.nodeid,
+                location=report.location,
+                keywords={},
+                outcome="passed",
+                longrepr=None,
+                when="teardown",
+            )
+            teardown.node = report.node  # type: ignore[attr-defined]
+            self.config.hook.pytest_runtest_logreport(report=teardown)
+
+
+def _crashed(report: pytest.TestReport) -> bool:
+    return isinstance(report.longrepr, str) and " crashed while running " in report.longrepr
+
+
+class _Shard:
+    """Keep this shard's share of the tests pytest selected: every shard collects the same way."""
+
+    def __init__(self, index: int, shards: int, split_file: str) -> None:
+        self.index, self.shards, self.split_file = index, shards, split_file
+
+    @pytest.hookimpl(trylast=True)  # after -k, -m and the suite's own hooks have selected
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        mine = set(split([item.nodeid for item in items], self.shards, self.index))
+        if self.split_file:
+            Path(self.split_file).write_text(json.dumps({"selected": len(items), "mine": len(mine)}))
+        items[:] = [item for item in items if item.nodeid in mine]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Before any conftest or test file is imported: stop a run whose configuration lies above its source.
+
+    A laptop's tests folder may sit inside an unrelated project; a pod's source has nothing above it. The
+    runner then runs again without that configuration (the file `--tep-outside` names says why).
+    """
+    options = early_config.known_args_namespace
+    root, outside = options.tep_source_root, options.tep_outside
+    if not root or not outside or hasattr(early_config, "workerinput"):
+        return
+    # Resolved: pytest starts from os.getcwd(), which has no symbolic links in it.
+    source = Path(root).resolve()
+    found = [
+        p
+        for p in (early_config.inipath, early_config.rootpath)
+        if p and not p.resolve().is_relative_to(source)
+    ]
+    if found:
+        Path(outside).write_text(str(found[0]))
+        raise pytest.UsageError(f"tep-runner: {found[0]} is outside the source root {root}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--tep-nodeids-file", default=None, help="tep-runner: write the collected node ids here")
-    parser.addoption("--tep-progress-file", default=None, help="tep-runner: append the run's progress here")
-    parser.addoption("--tep-stop-file", default=None, help="tep-runner: why the run was stopped, when it is")
+    group = parser.getgroup("tep-runner")
+    group.addoption("--tep-source-root", default=None, help="tep-runner: the root of the suite's source")
+    group.addoption(
+        "--tep-outside", default=None, help="tep-runner: say here when the configuration is above it"
+    )
+    group.addoption("--tep-record", default=None, help="tep-runner: write the run's record here")
+    group.addoption("--tep-stop-file", default=None, help="tep-runner: why the run was stopped, when it is")
+    group.addoption("--tep-shard", default=None, help="tep-runner: run share INDEX/SHARDS of the tests")
+    group.addoption("--tep-split-file", default=None, help="tep-runner: write the shard's split here")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-rerunfailures has opened its socket
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_Recorder(config.getoption("tep_nodeids_file")), "tep-recorder")
-    progress = config.getoption("tep_progress_file")
-    if progress and not hasattr(config, "workerinput"):  # the controller (or the one process without xdist)
+    worker = hasattr(config, "workerinput")  # an xdist worker: the controller keeps the record
+    record_file = config.getoption("tep_record")
+    if record_file and not worker:
         config.pluginmanager.register(
-            _Progress(config, progress, config.getoption("tep_stop_file")), "tep-progress"
+            _Recorder(config, record_file, config.getoption("tep_stop_file")), "tep-recorder"
         )
+        config.pluginmanager.register(_CrashTeardown(config), "tep-crash-teardown")
+        config.pluginmanager.register(_OneCollectionError(), "tep-one-collection-error")
+    shard = config.getoption("tep_shard")
+    if shard:
+        index, shards = (int(n) for n in shard.split("/"))
+        config.pluginmanager.register(_Shard(index, shards, config.getoption("tep_split_file") or ""))
     # Under xdist, pytest-rerunfailures (16.7) asks the controller about every test over a TCP socket with
     # two small writes before each read; Nagle's algorithm and delayed ACKs then stall each test by tens of
     # milliseconds, doubling the time of a suite of short tests whenever --reruns is given.

@@ -13,7 +13,15 @@ from tep_runner.runid import job_minutes
 
 DISTS = ("load", "loadscope", "loadfile", "loadgroup", "worksteal", "no")
 # Options the runner sets itself; a plan overriding them would silently break the summary or the report.
-RESERVED_ARGS = ("--junitxml", "--junit-xml", "--html", "--rootdir")
+RESERVED_ARGS = ("--junitxml", "--junit-xml", "--html")
+# Options with a setting of their own (spec.pytest.configFile, spec.pytest.rootDir).
+OWN_SETTING_ARGS = {
+    "-c": "TEP_PYTEST_CONFIG_FILE",
+    "--config-file": "TEP_PYTEST_CONFIG_FILE",
+    "--rootdir": "TEP_PYTEST_ROOT_DIR",
+}
+# Plugins the runner's artifacts come from; `-p no:<name>` would silently drop one.
+REQUIRED_PLUGINS = ("html", "junitxml", "xdist", "terminal", "tep_runner.plugin")
 # One path component: namespace, plan and run id become folder names on the shared volume.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
@@ -26,7 +34,10 @@ class SettingsError(ValueError):
 class Settings:
     namespace: str
     plan: str
-    tests_dir: Path
+    source_root: Path  # the suite's source: configMap mount, git checkout, image path
+    tests_dir: Path  # where pytest runs (its working directory): the source root, or a folder inside it
+    config_file: str  # "" or a path relative to source_root (pytest -c)
+    root_dir: str  # "" or a path relative to source_root (pytest --rootdir)
     reports_dir: Path
     job_name: str  # "" when unset (local runs)
     run_id: str  # "" when unset: derived from job_name, see runid.py
@@ -58,7 +69,10 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     return Settings(
         namespace=_name(environ, "TEP_NAMESPACE"),
         plan=_name(environ, "TEP_PLAN"),
+        source_root=_path(environ, "TEP_SOURCE_ROOT" if environ.get("TEP_SOURCE_ROOT") else "TEP_TESTS_DIR"),
         tests_dir=_path(environ, "TEP_TESTS_DIR"),
+        config_file=_relative(environ, "TEP_PYTEST_CONFIG_FILE"),
+        root_dir=_relative(environ, "TEP_PYTEST_ROOT_DIR"),
         reports_dir=_path(environ, "TEP_REPORTS_DIR"),
         job_name=job_name,
         run_id=run_id,
@@ -97,6 +111,13 @@ def _path(environ: Mapping[str, str], var: str) -> Path:
     return Path(value)
 
 
+def _relative(environ: Mapping[str, str], var: str) -> str:
+    value = environ.get(var, "")
+    if value and (value.startswith("/") or ".." in value.split("/") or "\0" in value):
+        raise SettingsError(f"{var}: {value!r} must be a relative path inside the source, without '..'")
+    return value
+
+
 def _int(environ: Mapping[str, str], var: str, default: int, *, minimum: int) -> int:
     raw = environ.get(var, "")
     if raw == "":
@@ -132,9 +153,15 @@ def _pytest_args(environ: Mapping[str, str]) -> tuple[str, ...]:
         raise SettingsError(f"TEP_PYTEST_ARGS: not JSON ({e.msg}): {raw!r}") from None
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise SettingsError(f"TEP_PYTEST_ARGS: expected a JSON list of strings, got {raw!r}")
-    for arg in args:
-        if arg.split("=", 1)[0] in RESERVED_ARGS:
+    for arg, following in zip(args, [*args[1:], ""], strict=False):
+        name = arg.split("=", 1)[0]
+        if name in RESERVED_ARGS:
             raise SettingsError(f"TEP_PYTEST_ARGS: {arg!r} is set by the runner and may not be overridden")
+        if name in OWN_SETTING_ARGS:
+            raise SettingsError(f"TEP_PYTEST_ARGS: {arg!r}: use {OWN_SETTING_ARGS[name]} instead")
+        plugin = following if arg == "-p" else arg[2:] if arg.startswith("-p") else ""
+        if plugin.startswith("no:") and plugin[3:] in REQUIRED_PLUGINS:
+            raise SettingsError(f"TEP_PYTEST_ARGS: '-p {plugin}' would disable what the runner reports from")
     return tuple(args)
 
 

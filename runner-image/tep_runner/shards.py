@@ -7,7 +7,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-COUNTS = ("total", "passed", "failed", "errors", "skipped", "flaky", "workers")
+COUNTS = (
+    "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky", "reruns", "collected",
+    "workers",
+)  # fmt: skip
 
 
 def split(nodeids: Sequence[str], shards: int, index: int) -> list[str]:
@@ -28,7 +31,12 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]], report_path: str) ->
     """The run's summary: counts summed, the duration of the slowest shard, the worst result."""
     results = [s["result"] for s in summaries]
     result = next((r for r in ("Error", "Failed") if r in results), "Passed")
-    reasons = [f"shard {s['shard']}: {s['reason']}" for s in summaries if s["result"] == "Error"]
+    # A reason explains a shard that did not pass; the run's is theirs.
+    reasons = [
+        f"shard {s['shard']}: {s['reason']}"
+        for s in summaries
+        if s["result"] == result != "Passed" and "reason" in s
+    ]
     return {
         "result": result,
         **({"reason": "; ".join(reasons)} if reasons else {}),

@@ -25,8 +25,9 @@ from typing import IO, Any, TextIO
 from filelock import FileLock
 
 from tep_runner import gitclone, history, retention, shards, stopping
-from tep_runner.command import INI_FILES, collect_command, pytest_command
+from tep_runner.command import outside_file, pytest_command, record_file, split_file, stop_file
 from tep_runner.message import termination_message
+from tep_runner.record import Record, read_record
 from tep_runner.runid import run_id_for
 from tep_runner.settings import Settings, SettingsError, settings_from_env
 from tep_runner.summary import EXIT_CODES, empty_summary, summarize
@@ -56,7 +57,10 @@ class _Run:
     def __init__(self, settings: Settings, environ: Mapping[str, str], out: TextIO) -> None:
         # Absolute: pytest runs with the tests folder as its working directory.
         self.settings = settings = replace(
-            settings, tests_dir=settings.tests_dir.absolute(), reports_dir=settings.reports_dir.absolute()
+            settings,
+            source_root=settings.source_root.absolute(),
+            tests_dir=settings.tests_dir.absolute(),
+            reports_dir=settings.reports_dir.absolute(),
         )
         self.out = out
         self.env = {**os.environ, **environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
@@ -70,8 +74,8 @@ class _Run:
         self.began = time.monotonic()  # the deadline counts from here
         self.stop_cause = ""  # why the run is being stopped: the deadline or a signal (stopping.py)
         self.stopped_pytest = False  # the stop came while pytest ran, so the runner stopped it
-        # The plugin's progress record (stopping.py), and the stop's cause written for it.
-        self.progress_file: Path | None = None
+        # The run's record (record.py), and the stop's cause written for the plugin (command.py names both).
+        self.record_file: Path | None = None
         self.stop_file: Path | None = None
 
     def execute(self) -> int:
@@ -85,7 +89,7 @@ class _Run:
         try:
             try:
                 summary = self._run()
-            except (OSError, subprocess.SubprocessError, ET.ParseError) as e:
+            except (OSError, subprocess.SubprocessError, ET.ParseError, json.JSONDecodeError) as e:
                 self._say(f"the run broke: {e}")
                 summary = self._empty("Error", f"the run broke: {e}")
             _write_termination_log(str(self.settings.termination_log or ""), summary, self.out)
@@ -114,6 +118,8 @@ class _Run:
         self._update_latest()
         if not s.tests_dir.is_dir():
             summary = self._empty("Error", f"TEP_TESTS_DIR: {s.tests_dir} is not a directory")
+        elif not s.tests_dir.resolve().is_relative_to(s.source_root.resolve()):
+            summary = self._empty("Error", f"TEP_TESTS_DIR: {s.tests_dir} is not inside TEP_SOURCE_ROOT")
         else:
             with tempfile.TemporaryDirectory(prefix="tep-runner-") as tmp:
                 summary = self._pytest(Path(tmp))
@@ -124,47 +130,29 @@ class _Run:
             history.write_run(self.plan_dir, self.run_dir, self.settings, self._say)
         return summary
 
-    def _ini(self) -> str:
-        found = (self.settings.tests_dir / name for name in INI_FILES)
-        return str(next((path for path in found if path.is_file()), os.devnull))
-
     def _pytest(self, tmp: Path) -> dict[str, Any]:
         s = self.settings
-        ini = self._ini()
-        ids_file = None
-        if s.shards > 1:
-            collected = tmp / "collected.txt"
-            collected.touch()
-            code = self._stream(
-                collect_command(s, tmp / "cache", sys.executable, collected, ini), tmp / "collect.log"
-            )
-            nodeids = collected.read_text().splitlines()
-            # On a collection problem (no tests, import errors, bad args) the whole run below reports it.
-            if code == 0 and nodeids:
-                mine = shards.split(nodeids, s.shards, s.shard_index)
-                self._say(f"shard {s.shard_index}/{s.shards}: {len(mine)} of {len(nodeids)} tests")
-                if not mine:
-                    return self._empty("Passed", "")
-                ids_file = tmp / "shard-ids.txt"
-                ids_file.write_text("".join(f"{nodeid}\n" for nodeid in mine))
         self._check_deadline()
-        if self.stop_cause:  # before pytest started (or while it collected for the shards)
+        if self.stop_cause:  # before pytest started
             return self._empty("Error", stopping.stop_reason(self.stop_cause, ()))
-        self.progress_file = progress_file = tmp / "progress.jsonl"
-        self.stop_file = tmp / "stop-cause.txt"
-        command = pytest_command(
-            s, self.out_dir, tmp / "cache", sys.executable, ids_file, ini,
-            progress_file=progress_file, stop_file=self.stop_file,
-        )  # fmt: skip
+        self.record_file, self.stop_file = record_file(tmp), stop_file(tmp)
+        log = self.out_dir / "pytest.log"
         began = time.monotonic()
-        code = self._stream(command, self.out_dir / "pytest.log")
+        code = self._stream(pytest_command(s, self.out_dir, tmp, sys.executable, bounded=False), log)
+        if outside_file(tmp).exists():
+            found = outside_file(tmp).read_text()
+            self._say(
+                f"ignoring {found}: it lies above the source root {s.source_root}, where a pod has nothing"
+            )
+            # The same run's second start: its deadline and a signal stop it as they would the first.
+            code = self._stream(pytest_command(s, self.out_dir, tmp, sys.executable, bounded=True), log)
         duration = time.monotonic() - began
-        junit = self.out_dir / "junit.xml"
+        split = split_file(tmp)
         report = "report.html" if (self.out_dir / "report.html").exists() else "pytest.log"
-        progress = self._progress()
         return summarize(
-            junit_xml=junit.read_text() if junit.exists() else None,
-            log_text=(self.out_dir / "pytest.log").read_text(errors="replace"),
+            record=self._record(),
+            split=json.loads(split.read_text()) if split.exists() else {},
+            log_text=log.read_text(errors="replace"),
             exit_code=code,
             duration_seconds=duration,
             shard=s.shard_index,
@@ -173,7 +161,6 @@ class _Run:
             run_id=self.run_id,
             start_time=self.start.isoformat(),
             stopped_by=self.stop_cause if self.stopped_pytest else "",
-            progress=progress,
         )
 
     def _stream(self, command: list[str], log_path: Path) -> int:
@@ -221,7 +208,7 @@ class _Run:
         proc.send_signal(signal.SIGINT)
         began = time.monotonic()
         while proc.poll() is None and time.monotonic() - began < stopping.ACK_SECONDS:
-            if self._progress().acknowledged:
+            if self._record().acknowledged:
                 # The controller has reported the running tests and takes no more events from its workers;
                 # a worker blocked in a test would hold its teardown for 5-10 s (execnet's timeouts).
                 for child in _children(proc.pid):
@@ -234,11 +221,11 @@ class _Run:
             self._say(f"pytest did not stop within {stopping.STOP_SECONDS} s: killing it")
             _kill(proc.pid, group=True)
 
-    def _progress(self) -> stopping.Progress:
-        path = self.progress_file
+    def _record(self) -> Record:
+        path = self.record_file
         if path is None or not path.exists():
-            return stopping.Progress()
-        return stopping.read_progress(path.read_text(errors="replace").splitlines())
+            return Record()
+        return read_record(path.read_text(errors="replace").splitlines())
 
     def _copy(self, source: IO[bytes], log: IO[bytes]) -> None:
         # Chunks, not lines: pytest's progress dots of one file share a line, and `kubectl logs -f` should

@@ -1,117 +1,94 @@
-"""summary.json: the counts from the JUnit XML, the outcome from pytest's exit code."""
+"""summary.json: the counts of pytest's own final line (from the run's record, record.py), the result from
+them and pytest's exit code, or from the runner's stop. JUnit XML and report.html are artifacts beside it,
+never the source of its counts."""
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from tep_runner.plugin import WORKERS_LINE
-from tep_runner.stopping import Progress, stop_reason
+from tep_runner.record import Record
+from tep_runner.stopping import stop_reason
 
 EXIT_CODES = {"Passed": 0, "Failed": 1, "Error": 2}
+# The outcomes of pytest's final line, as summary.json keys (pytest's "error" is "errors"), in its order.
+OUTCOMES = {
+    "failed": "failed", "passed": "passed", "skipped": "skipped", "xfailed": "xfailed",
+    "xpassed": "xpassed", "error": "errors",
+}  # fmt: skip
 # pytest's exit codes that mean the run itself broke (https://docs.pytest.org/en/stable/reference/exit-codes.html)
 _BROKEN = {2: "interrupted", 3: "pytest internal error", 4: "pytest usage error", 5: "no tests collected"}
-_WORKERS = re.compile("^" + re.escape(WORKERS_LINE).replace(r"\{\}", r"(\d+)") + "$", re.MULTILINE)
+# What pytest prints when a conftest.py given by the configuration or the first folders fails to import.
+_CONFTEST = re.compile(r"^ImportError while loading conftest '(.+)'\.$", re.MULTILINE)
+# The frame of a conftest.py in a traceback: the conftest of a folder below failed to import while collecting.
+_CONFTEST_FRAME = re.compile(r"^(\S*conftest\.py):\d+: in <module>$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class Counts:
+    """One run's tally, as pytest's final line counts reports (a test that fails and then errors in its
+    teardown is 1 failed and 1 error there); `total` counts each test, and each file that failed to collect,
+    once."""
+
+    total: int = 0
     passed: int = 0
     failed: int = 0
     errors: int = 0
     skipped: int = 0
-    flaky: int = 0
-    failed_tests: tuple[str, ...] = ()  # failed and errored node ids, in report order
-    collection_errors: tuple[str, ...] = field(default=())  # files that did not import
-
-    @property
-    def total(self) -> int:
-        return self.passed + self.failed + self.errors + self.skipped
-
-
-def counts_from_junit(xml_text: str) -> Counts:
-    """Count tests in pytest's JUnit XML (junit_family=xunit1, which records each test's file).
-
-    pytest-rerunfailures records every attempt that was rerun as an extra, empty <testcase> of the same
-    test, so one test is the group of its <testcase> elements: failed if any holds <failure>, error if any
-    holds <error>, skipped if the last is <skipped>, else passed -- and flaky when it passed after reruns.
-    """
-    groups: dict[tuple[str, str, str], list[ET.Element]] = {}
-    for case in ET.fromstring(xml_text).iter("testcase"):
-        if not case.get("name"):  # the test running when pytest was interrupted leaves an empty <testcase/>
-            continue
-        key = (case.get("file", ""), case.get("classname", ""), case.get("name", ""))
-        groups.setdefault(key, []).append(case)
-    tally = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0}
-    failed_tests: list[str] = []
-    collection_errors: list[str] = []
-    for (file, classname, name), cases in groups.items():
-        errors = [e for case in cases for e in case.iter("error")]
-        if any(case.find("failure") is not None for case in cases):
-            tally["failed"] += 1
-        elif errors:
-            tally["errors"] += 1
-            if any(e.get("message") == "collection failure" for e in errors):
-                collection_errors.append(file or name)
-        elif cases[-1].find("skipped") is not None:
-            tally["skipped"] += 1
-            continue
-        else:
-            tally["passed"] += 1
-            tally["flaky"] += len(cases) > 1
-            continue
-        failed_tests.append(nodeid(file, classname, name))
-    return Counts(**tally, failed_tests=tuple(failed_tests), collection_errors=tuple(collection_errors))
+    xfailed: int = 0
+    xpassed: int = 0
+    flaky: int = 0  # passed after one or more reruns
+    reruns: int = 0  # rerun attempts (pytest-rerunfailures' "rerun" in the final line)
+    collected: int = 0  # selected to run: pytest's collected items less those deselected (-k, -m)
+    failed_tests: tuple[str, ...] = ()  # failed, then errored, node ids
+    collection_errors: tuple[str, ...] = ()  # files (or folders) that did not collect
+    collection_error: str = ""  # why the first of them did not
 
 
-def counts_from_progress(progress: Progress) -> Counts:
-    """Counts from the plugin's progress record, for a run whose pytest was killed before it wrote junit.xml.
-
-    A test still running then counts as failed (timed out), like the tests the plugin reported stopped.
-    """
-    outcomes = dict(progress.outcomes) | dict.fromkeys(progress.hit, "failed")
-    tally = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0}
-    failed_tests: list[str] = []
-    for test, result in outcomes.items():
-        if result in ("failed", "error"):
-            tally["failed" if result == "failed" else "errors"] += 1
-            failed_tests.append(test)
-        elif result == "skipped":
-            tally["skipped"] += 1
-        elif result in ("passed", "flaky"):
-            tally["passed"] += 1
-            tally["flaky"] += result == "flaky"
-    return Counts(**tally, failed_tests=tuple(failed_tests), collection_errors=())
+def counts_from_record(record: Mapping[str, Any]) -> Counts:
+    """Counts from a record's tally (record.Record.tally)."""
+    reports: Mapping[str, list[str]] = record.get("reports", {})
+    outcomes = {key: len(reports.get(category, [])) for category, key in OUTCOMES.items()}
+    tested = {nodeid for category in OUTCOMES for nodeid in reports.get(category, [])}
+    failed = [*reports.get("failed", []), *reports.get("error", [])]
+    return Counts(
+        total=len(tested),
+        **outcomes,
+        flaky=len(set(reports.get("passed", [])) & set(reports.get("rerun", []))),
+        reruns=len(reports.get("rerun", [])),
+        collected=int(record.get("collected", 0)),
+        failed_tests=tuple(dict.fromkeys(failed)),
+        collection_errors=tuple(record.get("collectionErrors", {})),
+        collection_error=next((_why(text) for text in record.get("collectionErrors", {}).values()), ""),
+    )
 
 
-def nodeid(file: str, classname: str, name: str) -> str:
-    """Invert pytest's junit naming: classname is the file's dotted path (no .py) followed by its classes."""
-    if not file:
-        return "::".join(p for p in (classname, name) if p)
-    module = file.removesuffix(".py").replace("/", ".")
-    if not classname:  # a collection error: the name is the module's
-        return file
-    if classname.startswith(module + "."):
-        return "::".join([file, *classname[len(module) + 1 :].split("."), name])
-    return f"{file}::{name}"
-
-
-def workers_from_log(log_text: str) -> int:
-    """Distinct workers that ran tests, as printed by tep_runner.plugin (0 when no test ran)."""
-    found = _WORKERS.findall(log_text)
-    return int(found[-1]) if found else 0
-
-
-def outcome(exit_code: int, counts: Counts, log_text: str) -> tuple[str, str]:
+def outcome(
+    exit_code: int, counts: Counts, record: Mapping[str, Any] | None, log_text: str, split: Mapping[str, int]
+) -> tuple[str, str]:
     """(result, reason): Passed, Failed (tests failed) or Error (the run broke; reason says why)."""
+    record = record or {}
     if counts.collection_errors:
-        return "Error", f"collection errors in {', '.join(counts.collection_errors[:5])}"
+        why = f": {counts.collection_error}" if counts.collection_error else ""
+        return "Error", f"collection errors in {', '.join(counts.collection_errors[:5])}{why}"
+    if exit_code == 0 and record.get("collectOnly"):
+        return "Passed", f"--collect-only: {counts.collected} tests collected, none ran"
     if exit_code == 0:
         return "Passed", ""
     if exit_code == 1 and counts.failed + counts.errors:
         return "Failed", ""
+    maxfail = int(record.get("maxfail") or 0)
+    if exit_code == 2 and maxfail and counts.failed + counts.errors >= maxfail and record.get("interrupted"):
+        # xdist stops at -x/--maxfail by interrupting the session (exit 2); pytest alone exits 1.
+        return "Failed", f"{record['interrupted']} (-x/--maxfail={maxfail})"
+    if exit_code == 5 and split.get("selected") and not split.get("mine"):
+        return "Passed", f"no tests in this shard's share of the {split['selected']} tests"
+    conftest = _CONFTEST.search(log_text)
+    if exit_code == 4 and conftest:
+        detail = _detail(log_text[conftest.end() :].splitlines())
+        return "Error", f"conftest {conftest.group(1)} failed to import: {detail}"
     if exit_code in _BROKEN:
         why = _BROKEN[exit_code]
     elif exit_code < 0:
@@ -122,16 +99,24 @@ def outcome(exit_code: int, counts: Counts, log_text: str) -> tuple[str, str]:
     return "Error", f"{why}: {detail}" if detail else why
 
 
+def _why(traceback: str) -> str:
+    """A collection error in a line: its last line, naming the conftest.py it came from if one."""
+    detail = _detail(traceback.splitlines()[-1:])
+    conftest = _CONFTEST_FRAME.findall(traceback)
+    return f"conftest {conftest[-1]} failed to import: {detail}" if conftest else detail
+
+
 def _detail(lines: Iterable[str]) -> str:
     """The line that best says why: the last "error:" line (usage errors end with inifile/rootdir lines)."""
-    meaningful = [line.strip() for line in lines if line.strip() and not _WORKERS.match(line.strip())]
+    meaningful = [line.strip() for line in lines if line.strip()]
     errors = [line for line in meaningful if "error:" in line.lower()]
     return (errors or meaningful or [""])[-1][:300]
 
 
 def summarize(
     *,
-    junit_xml: str | None,
+    record: Record,
+    split: Mapping[str, int],
     log_text: str,
     exit_code: int,
     duration_seconds: float,
@@ -141,34 +126,39 @@ def summarize(
     run_id: str,
     start_time: str,
     stopped_by: str = "",
-    progress: Progress | None = None,
 ) -> dict[str, object]:
     """The summary.json document of one pytest run (a shard's, when sharded).
 
-    `stopped_by`: why the runner stopped pytest (stopping.py), "" when pytest ran to its end; `progress`:
-    the plugin's record (the tests a stop hit, those pytest-timeout failed; the counts when pytest was killed
-    before it wrote junit.xml).
+    `record`: the run's record (empty when pytest wrote none: it stopped before its session); `split` the
+    shard's split ({} unsharded); `stopped_by`: why the runner stopped pytest (stopping.py), "" when pytest
+    ran to its end.
     """
-    progress = progress or Progress()
-    counts = counts_from_junit(junit_xml) if junit_xml else counts_from_progress(progress)
-    result, reason = outcome(exit_code, counts, log_text)
+    tally = record.tally
+    counts = counts_from_record(tally)
+    result, reason = outcome(exit_code, counts, tally or None, log_text, split)
     if stopped_by:
-        result, reason = "Error", stop_reason(stopped_by, progress.hit)
+        result, reason = "Error", stop_reason(stopped_by, record.hit)
     # Without a stop, a test still running when pytest died crashed (counted failed), it did not time out.
-    timed_out = list(progress.timed_out if stopped_by else progress.pytest_timeouts)
+    timed_out = list(record.timed_out if stopped_by else record.pytest_timeouts)
     failed_tests = [*counts.failed_tests, *(t for t in timed_out if t not in counts.failed_tests)]
+    extra = {"rootdir": tally["rootdir"], "configFile": tally["configFile"]} if "rootdir" in tally else {}
     return empty_summary(result, reason, shard, shards, report_path, run_id, start_time) | {
         "total": counts.total,
         "passed": counts.passed,
         "failed": counts.failed,
         "errors": counts.errors,
         "skipped": counts.skipped,
+        "xfailed": counts.xfailed,
+        "xpassed": counts.xpassed,
         "flaky": counts.flaky,
+        "reruns": counts.reruns,
+        "collected": counts.collected,
         "durationSeconds": round(duration_seconds, 3),
-        "workers": workers_from_log(log_text),
+        "workers": int(tally.get("workers", 0)),
         "failedTests": failed_tests,
         "timedOut": timed_out,
         "pytestExitCode": exit_code,
+        **extra,
     }
 
 
@@ -184,7 +174,11 @@ def empty_summary(
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
         "flaky": 0,
+        "reruns": 0,
+        "collected": 0,
         "durationSeconds": 0.0,
         "workers": 0,
         "shard": shard,

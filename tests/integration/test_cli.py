@@ -47,6 +47,8 @@ def test_run_wait_follows_the_run_and_exits_with_its_code(
         "RESULT",
         "PASSED",
         "FAILED",
+        "XFAILED",
+        "XPASSED",
         "NEXT",
         "RUN",
     ]
@@ -62,6 +64,8 @@ def test_run_wait_follows_the_run_and_exits_with_its_code(
         "Failed",
         "8",
         "1",
+        "0",
+        "0",
         "-",
     ]
 

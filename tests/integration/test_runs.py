@@ -54,6 +54,8 @@ def test_a_passed_run(scheduled: Cluster) -> None:
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
         "flaky": 0,
         "workers": 2,
         "shards": 1,
@@ -325,12 +327,18 @@ def test_metrics_and_health(kube: Emulator, cluster: Cluster, tmp_path: pathlib.
         cluster.create_plan(make_plan(name="metered"))
         cluster.wait_status(lambda s: s.get("phase") == "Scheduled", name="metered")
         cluster.start_job("metered-29012345", cronjob="metered")
-        cluster.finish_pod("metered-29012345", message=summary("Failed", passed=7, failed=2), exit_code=1)
+        cluster.finish_pod(
+            "metered-29012345",
+            message=summary("Failed", passed=4, failed=2, xfailed=2, xpassed=1),
+            exit_code=1,
+        )
         cluster.finish_job("metered-29012345", failed_reason="BackoffLimitExceeded")
         cluster.wait_status(lambda s: s.get("lastRun"), name="metered")
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         assert 'tep_runs_total{namespace="qa",plan="metered",result="Failed",trigger="schedule"} 1.0' in text
         assert 'tep_last_run_tests{namespace="qa",outcome="failed",plan="metered"} 2.0' in text
+        assert 'tep_last_run_tests{namespace="qa",outcome="xfailed",plan="metered"} 2.0' in text
+        assert 'tep_last_run_tests{namespace="qa",outcome="xpassed",plan="metered"} 1.0' in text
         assert 'tep_run_duration_seconds_count{namespace="qa",plan="metered"} 1.0' in text
         health = urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=5)
         assert health.status == 200

@@ -2,6 +2,10 @@
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +13,63 @@ from pathlib import Path
 import pytest
 
 import tep_runner
+
+PLUGINS = Path(__file__).parent / "plugins"  # tep_outcomes, loaded into bare pytest and the runner alike
+# pytest-asyncio (this project's test extra, not in the runner image) warns in pytest_configure, which
+# `filterwarnings = error` turns into an internal error: keep it out of both runs.
+OUTCOMES_PLUGIN = ["-p", "tep_outcomes", "-p", "no:asyncio"]
+# pytest's final line: "==== 1 failed, 2 passed, 1 xfailed in 0.12s ====" (or "3 tests collected in ...").
+_FINAL = re.compile(r"^(?:=+ )?(\d+ [^=]+) in [\d.]+s(?: \([\d:]+\))?(?: =+)?$", re.MULTILINE)
+# The final line's words as summary.json names them.
+_KEYS = {"error": "errors", "errors": "errors", "rerun": "reruns", "tests collected": "collected",
+         "test collected": "collected"}  # fmt: skip
+
+
+def final_line(output: str) -> dict[str, int]:
+    """The counts of pytest's last final line, keyed as in summary.json (warnings and deselected left out)."""
+    found = _FINAL.findall(output)
+    assert found, output
+    counts = {}
+    for part in found[-1].split(", "):
+        number, _, word = part.partition(" ")
+        if number.isdigit() and not word.startswith(("warning", "deselected")):
+            counts[_KEYS.get(word, word)] = int(number)
+    return counts
+
+
+@dataclass
+class BareRun:
+    code: int
+    output: str
+    outcomes: dict | None  # node id -> categories, from tep_outcomes
+
+    @property
+    def final(self) -> dict[str, int]:
+        return final_line(self.output)
+
+
+def outcome_env(tmp_path: Path, name: str) -> dict[str, str]:
+    """What loads tep_outcomes into a pytest run (bare or the runner's) and where it writes."""
+    return {"PYTHONPATH": str(PLUGINS), "TEP_OUTCOMES_FILE": str(tmp_path / f"outcomes-{name}.json")}
+
+
+@pytest.fixture
+def bare_pytest(tmp_path):
+    """`pytest` as the suite's owners run it, in `cwd`, with tep_outcomes recording each test's outcome."""
+
+    def run(cwd: Path, *args: str) -> BareRun:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | outcome_env(
+            tmp_path, "bare"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *OUTCOMES_PLUGIN, *args],
+            cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        written = Path(env["TEP_OUTCOMES_FILE"])  # none when pytest stopped before its session
+        outcomes = json.loads(written.read_text()) if written.exists() else None
+        return BareRun(done.returncode, done.stdout + done.stderr, outcomes)
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,9 @@ import pytest
 from tep_runner import stopping
 from tep_runner.command import pytest_command
 from tep_runner.message import termination_message
+from tep_runner.record import BEGIN, FINISH, REPORT, START, line, read_record
 from tep_runner.settings import SettingsError, settings_from_env
-from tep_runner.summary import counts_from_progress, summarize
+from tep_runner.summary import counts_from_record, summarize
 
 HANG = "test_hang.py::test_hang"
 QUICK = ["test_hang.py::test_quick_a", "test_hang.py::test_quick_b"]
@@ -92,6 +93,11 @@ def assert_stopped(message: dict, run_dir: pathlib.Path, reason_start: str) -> N
     log = (run_dir / "pytest.log").read_text()
     assert re.search(r"=+ 1 failed, 2 passed in ", log), log[-2000:]  # pytest's own final line
     assert "tep-runner stopped this test before it finished" in log
+    # A stopped run is in the plan's history too, the stopped test failed.
+    history = (run_dir.parent / ".history.jsonl").read_text().splitlines()
+    last = json.loads(history[-1])
+    assert (last["runId"], last["result"]) == (summary["runId"], "Error"), last
+    assert last["tests"][HANG][0] == "failed" and last["counts"]["failed"] == 1, last
 
 
 def run_dir_of(tmp_path: pathlib.Path, message: dict) -> pathlib.Path:
@@ -190,12 +196,13 @@ def test_tep_run_local_enforces_active_deadline_seconds(write_suite, tmp_path):
 def test_a_pytest_that_will_not_stop_is_killed_and_still_summarised(
     run_runner, write_suite, tmp_path, monkeypatch
 ):
-    # The sleeping test ignores SIGINT, so pytest never ends by itself: the runner kills it after its stop
-    # budget and writes summary.json and the message from the plugin's progress record.
+    # The sleeping test ignores SIGINT in pytest's own process (-n 0: `dist: no` is one xdist worker, which
+    # the runner would kill), so pytest never ends by itself: the runner kills it after its stop budget and
+    # writes summary.json and the message from the run's record so far.
     monkeypatch.setattr(stopping, "STOP_SECONDS", 2)
     suite = hanging_suite(write_suite, tmp_path / "started", ignore_sigint=True)
     began = time.monotonic()
-    result = run_runner(suite, TEP_DIST="no", TEP_ACTIVE_DEADLINE_SECONDS="3")
+    result = run_runner(suite, TEP_DIST="no", TEP_PYTEST_ARGS='["-n", "0"]', TEP_ACTIVE_DEADLINE_SECONDS="3")
     assert time.monotonic() - began < 3 + 2 + 10, result.output
     assert result.code == 2, result.output
     assert "pytest did not stop within 2 s: killing it" in result.output
@@ -204,6 +211,35 @@ def test_a_pytest_that_will_not_stop_is_killed_and_still_summarised(
         assert (doc["total"], doc["passed"], doc["failed"]) == (3, 2, 1), doc
         assert doc["failedTests"] == [HANG] and doc["timedOut"] == [HANG]
     assert result.message["reportPath"].endswith("/pytest.log")  # pytest wrote no report.html
+
+
+@pytest.mark.parametrize("args", [[], ["-n", "0"]])
+def test_a_sigkilled_pytest_still_counts_what_it_recorded(run_runner, write_suite, args):
+    # A test that SIGKILLs its own process: under xdist its worker (xdist reports it, the run goes on), in
+    # process pytest itself, which then writes no final line and no reports: the record still counts.
+    suite = write_suite("suite", {"test_kill.py": """
+        import os, signal
+
+        def test_a():
+            pass
+
+        def test_b():
+            pass
+
+        def test_kill():
+            os.kill(os.getpid(), signal.SIGKILL)
+    """})  # fmt: skip
+    result = run_runner(suite, TEP_DIST="no", TEP_PYTEST_ARGS=json.dumps(args))
+    summary = result.summary()
+    for doc in (result.message, summary):
+        assert (doc["total"], doc["passed"], doc["failed"]) == (3, 2, 1), doc
+        assert doc["failedTests"] == ["test_kill.py::test_kill"], doc
+    assert summary["timedOut"] == []  # it crashed; nothing stopped it
+    if args:  # pytest itself was killed
+        assert result.code == 2 and result.message["reason"].startswith("pytest was killed by signal 9")
+        assert result.message["reportPath"].endswith("/pytest.log")
+    else:
+        assert result.code == 1 and result.message["result"] == "Failed", result.output
 
 
 def test_pytest_timeout_fails_the_test_and_lists_it_as_timed_out(run_runner, write_suite, tmp_path):
@@ -231,36 +267,39 @@ def test_deadline_and_timeout_settings(runner_env, tmp_path):
     settings = settings_from_env(env)
     assert (settings.deadline_seconds, settings.timeout_seconds) == (30, 7)
     assert settings_from_env(runner_env(tmp_path)).deadline_seconds is None
-    command = pytest_command(settings, tmp_path, tmp_path, "python", None, os.devnull)
-    assert command[command.index("--timeout") + 1] == "7"
+    command = pytest_command(settings, tmp_path, tmp_path, "python", bounded=False)
+    assert "--timeout=7" in command
     for bad in ("0", "-1", "soon"):
         with pytest.raises(SettingsError, match="TEP_ACTIVE_DEADLINE_SECONDS"):
             settings_from_env(runner_env(tmp_path, TEP_ACTIVE_DEADLINE_SECONDS=bad))
 
 
-def test_progress_record_of_a_killed_pytest():
+def test_record_of_a_killed_pytest():
     lines = [
-        stopping.record(stopping.START, nodeid="t.py::a"),
-        stopping.record(stopping.REPORT, nodeid="t.py::a", when="setup", outcome="passed"),
-        stopping.record(stopping.REPORT, nodeid="t.py::a", when="call", outcome="passed"),
-        stopping.record(stopping.REPORT, nodeid="t.py::a", when="teardown", outcome="passed"),
-        stopping.record(stopping.FINISH, nodeid="t.py::a"),
-        stopping.record(stopping.START, nodeid="t.py::slow"),
-        stopping.record(stopping.REPORT, nodeid="t.py::slow", when="call", outcome="failed", timedOut=True),
-        stopping.record(stopping.FINISH, nodeid="t.py::slow"),
-        stopping.record(stopping.START, nodeid="t.py::hang"),
+        line(BEGIN, rootdir="/src", configFile="", maxfail=0, collectOnly=False),
+        line(START, nodeid="t.py::a"),
+        line(REPORT, nodeid="t.py::a", when="setup", category="", worker="gw0"),
+        line(REPORT, nodeid="t.py::a", when="call", category="passed", worker="gw0"),
+        line(REPORT, nodeid="t.py::a", when="teardown", category="", worker="gw0"),
+        line(FINISH, nodeid="t.py::a"),
+        line(START, nodeid="t.py::slow"),
+        line(REPORT, nodeid="t.py::slow", when="call", category="failed", worker="gw1", timedOut=True),
+        line(FINISH, nodeid="t.py::slow"),
+        line(START, nodeid="t.py::hang"),
         '{"event": "report", "nodeid": "t.py::hang", "wh',  # cut short by the kill
     ]
-    progress = stopping.read_progress(lines)
-    assert progress.hit == ("t.py::hang",) and not progress.acknowledged
-    assert progress.timed_out == ("t.py::hang", "t.py::slow")
-    counts = counts_from_progress(progress)
-    assert (counts.passed, counts.failed, counts.failed_tests) == (1, 2, ("t.py::slow", "t.py::hang"))
-    common = dict(junit_xml=None, log_text="", duration_seconds=1.0, shard=0, shards=1, report_path="r",
-                  run_id="r1", start_time="2026-12-01T00:00:00+00:00", progress=progress)  # fmt: skip
+    record = read_record(lines)
+    assert record.hit == ("t.py::hang",) and not record.acknowledged
+    assert record.timed_out == ("t.py::hang", "t.py::slow")
+    counts = counts_from_record(record.tally)
+    assert (counts.total, counts.passed, counts.failed) == (3, 1, 2)
+    assert counts.failed_tests == ("t.py::slow", "t.py::hang")
+    common = dict(record=record, split={}, log_text="", duration_seconds=1.0, shard=0, shards=1,
+                  report_path="r", run_id="r1", start_time="2026-12-01T00:00:00+00:00")  # fmt: skip
     stopped = summarize(exit_code=-9, stopped_by="activeDeadlineSeconds (3 s) exceeded", **common)
     assert stopped["reason"] == "activeDeadlineSeconds (3 s) exceeded; stopped while running t.py::hang"
     assert stopped["timedOut"] == ["t.py::hang", "t.py::slow"]
+    assert (stopped["workers"], stopped["rootdir"]) == (2, "/src")
     crashed = summarize(exit_code=-9, **common)  # no stop: the running test crashed, it did not time out
     assert crashed["reason"].startswith("pytest was killed by signal 9") and crashed["timedOut"] == [
         "t.py::slow"
@@ -272,7 +311,8 @@ def test_timed_out_tests_in_the_message_are_bounded():
     ids = [f"tests/test_x.py::test_hang[{'x' * 300}-{i}]" for i in range(100)]
     summary = {
         "result": "Error", "reason": "activeDeadlineSeconds (30 s) exceeded", "total": 100, "passed": 0,
-        "failed": 100, "errors": 0, "skipped": 0, "flaky": 0, "durationSeconds": 30.0, "workers": 4,
+        "failed": 100, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0, "flaky": 0,
+        "durationSeconds": 30.0, "workers": 4,
         "shard": 0, "shards": 1, "reportPath": "r", "failedTests": ids, "timedOut": ids,
     }  # fmt: skip
     text = termination_message(summary)
@@ -280,3 +320,15 @@ def test_timed_out_tests_in_the_message_are_bounded():
     assert len(text.encode()) <= 4096
     assert 1 <= len(message["timedOut"]) <= 20 and all(len(t) <= 200 for t in message["timedOut"])
     assert "timedOut" not in json.loads(termination_message(summary | {"timedOut": []}))
+
+
+def test_the_plans_timeout_wins_over_the_suites_own(run_runner, write_suite):
+    # spec.pytest.timeoutSeconds is the plan's explicit choice: over the suite's ini `timeout` and addopts.
+    suite = write_suite("suite", {
+        "pytest.ini": "[pytest]\ntimeout = 600\naddopts = --timeout=600\n",
+        "test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+    })  # fmt: skip
+    result = run_runner(suite, TEP_TIMEOUT_SECONDS="1", TEP_DIST="no")
+    assert result.code == 1, result.output
+    assert result.message["timedOut"] == ["test_slow.py::test_slow"]
+    assert (result.message["failed"], result.message["total"]) == (1, 1)

@@ -16,7 +16,10 @@ def tep(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
 def test_the_mixed_example_runs_like_a_pod(tmp_path: pathlib.Path) -> None:
     done = tep("run", "--local", "-f", str(REPO / "examples/mixed/plan.yaml"), cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr  # a test fails on purpose
-    assert "tep: Failed: 8 tests, 6 passed, 1 failed, 0 errors, 1 skipped, 1 flaky" in done.stdout
+    assert (
+        "tep: Failed: 8 tests, 6 passed, 1 failed, 0 errors, 1 skipped, 0 xfailed, 0 xpassed, 1 flaky"
+        in done.stdout
+    )
     assert "tep: failed: test_mixed.py::test_wrong_total" in done.stdout
     run = (tmp_path / "tep-reports/default/mixed/latest").resolve()
     summary = json.loads((run / "summary.json").read_text())

@@ -9,6 +9,8 @@ SUMMARY = {
     "failed": 2000,
     "errors": 0,
     "skipped": 0,
+    "xfailed": 4,
+    "xpassed": 1,
     "flaky": 3,
     "durationSeconds": 612.4,
     "workers": 6,
@@ -27,7 +29,7 @@ def test_design_shape_and_key_order():
         termination_message(SUMMARY | {"total": 9, "passed": 9, "failed": 0, "failedTests": []})
     )
     assert list(message) == [
-        "v", "result", "total", "passed", "failed", "errors", "skipped", "flaky",
+        "v", "result", "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky",
         "durationSeconds", "workers", "shard", "shards", "reportPath", "failedTests",
     ]  # fmt: skip
     assert message["v"] == 1
@@ -38,6 +40,7 @@ def test_2000_failing_tests_fit_and_keep_the_counts():
     message = json.loads(text)
     assert len(text.encode()) <= MAX_BYTES
     assert (message["total"], message["failed"], message["flaky"]) == (2500, 2000, 3)
+    assert (message["xfailed"], message["xpassed"]) == (4, 1)
     assert message["failedTests"] == SUMMARY["failedTests"][:20]
 
 
@@ -55,4 +58,7 @@ def test_error_carries_a_reason_that_also_fits():
     message = json.loads(text)
     assert len(text.encode()) <= MAX_BYTES
     assert message["reason"].startswith("\x01")
-    assert "reason" not in json.loads(termination_message(SUMMARY | {"reason": "ignored unless Error"}))
+    # A run that stopped early or ran nothing says so whatever its result; no reason, no key.
+    stopped = SUMMARY | {"reason": "stopping after 1 failures (-x/--maxfail=1)"}
+    assert json.loads(termination_message(stopped))["reason"] == stopped["reason"]
+    assert "reason" not in json.loads(termination_message(SUMMARY))

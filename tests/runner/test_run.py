@@ -39,8 +39,9 @@ def test_all_pass_with_auto_workers(run_runner, write_suite, monkeypatch):
     assert os.readlink(result.plan_dir / "latest") == run_dir.name
     assert result.message == {
         "v": 1, "result": "Passed", "total": 6, "passed": 6, "failed": 0, "errors": 0, "skipped": 0,
-        "flaky": 0, "durationSeconds": result.message["durationSeconds"], "workers": 2, "shard": 0,
-        "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html", "failedTests": [],
+        "xfailed": 0, "xpassed": 0, "flaky": 0, "durationSeconds": result.message["durationSeconds"],
+        "workers": 2, "shard": 0, "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html",
+        "failedTests": [],
     }  # fmt: skip
     assert 0 < result.message["durationSeconds"] < 60
     summary = result.summary()
@@ -100,9 +101,10 @@ def test_collection_error_is_error_not_failure(run_runner, write_suite):
     result = run_runner(tests)
     assert result.code == 2, result.output
     assert result.message["result"] == "Error"
-    assert result.message["reason"] == "collection errors in test_broken.py"
+    why = "collection errors in test_broken.py: E   ModuleNotFoundError: No module named 'no_such_module'"
+    assert result.message["reason"] == why
     assert result.message["failedTests"] == ["test_broken.py"]
-    assert result.summary()["reason"] == "collection errors in test_broken.py"
+    assert result.summary()["reason"] == why
 
 
 def test_no_tests(run_runner, write_suite):
@@ -172,7 +174,7 @@ def test_read_only_configmap_layout(run_runner, tmp_path):
     payload = mount / "..2026_11_21_19_42_00.123456789"
     payload.mkdir(parents=True)
     for source in (EXAMPLES / "smoke" / "tests").iterdir():
-        if source.suffix == ".py":
+        if source.is_file():  # the tests, conftest.py and the suite's pytest.ini
             shutil.copy(source, payload / source.name)
             (mount / source.name).symlink_to(Path("..data") / source.name)
     (mount / "..data").symlink_to(payload.name)
@@ -187,6 +189,9 @@ def test_read_only_configmap_layout(run_runner, tmp_path):
     assert result.code == 0, result.output
     assert (result.message["total"], result.message["passed"], result.message["workers"]) == (9, 9, 2)
     assert snapshot(mount) == before  # nothing written beside the tests (root ignores the mode bits)
+    assert result.summary()["configFile"] == str(
+        mount / "pytest.ini"
+    )  # a link into ..data: still the suite's
     ids = [
         f"{c.get('file')}::{c.get('name')}" for c in ET.parse(result.run_dir / "junit.xml").iter("testcase")
     ]

@@ -22,12 +22,19 @@ def test_full_environment():
             "TEP_SHARDS": "3",
             "TEP_SHARD_INDEX": "2",
             "TEP_TERMINATION_LOG": "/dev/termination-log",
+            "TEP_SOURCE_ROOT": "/workspace/src",
+            "TEP_TESTS_DIR": "/workspace/src/tests",
+            "TEP_PYTEST_CONFIG_FILE": "ci/pytest.toml",
+            "TEP_PYTEST_ROOT_DIR": "src",
         }
     )
     assert settings == Settings(
         namespace="qa",
         plan="smoke",
-        tests_dir=Path("/tests"),
+        source_root=Path("/workspace/src"),
+        tests_dir=Path("/workspace/src/tests"),
+        config_file="ci/pytest.toml",
+        root_dir="src",
         reports_dir=Path("/reports"),
         job_name="smoke-29012345",
         run_id="",
@@ -48,6 +55,8 @@ def test_defaults_follow_the_design():
     assert (settings.workers, settings.dist, settings.reruns, settings.pytest_args) == ("auto", "load", 0, ())
     assert (settings.keep_last, settings.max_age_days, settings.shards, settings.shard_index) == (20, 7, 1, 0)
     assert settings.termination_log is None
+    # Without TEP_SOURCE_ROOT the tests folder is the source root; pytest finds its own configuration.
+    assert (settings.source_root, settings.config_file, settings.root_dir) == (Path("/tests"), "", "")
 
 
 def test_shard_index_from_indexed_job():
@@ -72,6 +81,10 @@ def test_shard_index_from_indexed_job():
         ({"TEP_PYTEST_ARGS": '{"k": 1}'}, "TEP_PYTEST_ARGS"),
         ({"TEP_PYTEST_ARGS": '["-x", 3]'}, "TEP_PYTEST_ARGS"),
         ({"TEP_PYTEST_ARGS": '["--junitxml=/tmp/x.xml"]'}, "TEP_PYTEST_ARGS"),
+        ({"TEP_PYTEST_ARGS": '["--rootdir=/"]'}, "TEP_PYTEST_ARGS"),
+        ({"TEP_PYTEST_CONFIG_FILE": "/etc/pytest.ini"}, "TEP_PYTEST_CONFIG_FILE"),
+        ({"TEP_PYTEST_CONFIG_FILE": "../pytest.ini"}, "TEP_PYTEST_CONFIG_FILE"),
+        ({"TEP_PYTEST_ROOT_DIR": "a/../../b"}, "TEP_PYTEST_ROOT_DIR"),
         ({"TEP_KEEP_LAST": "0"}, "TEP_KEEP_LAST"),
         ({"TEP_MAX_AGE_DAYS": "1.5"}, "TEP_MAX_AGE_DAYS"),
         ({"TEP_SHARDS": "0"}, "TEP_SHARDS"),

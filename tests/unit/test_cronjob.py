@@ -181,6 +181,8 @@ def test_runner_settings() -> None:
     e = env(cj)
     assert e["TEP_NAMESPACE"] == "qa" and e["TEP_PLAN"] == "smoke"
     assert e["TEP_TESTS_DIR"] == "/tests" and e["TEP_REPORTS_DIR"] == "/reports"
+    assert e["TEP_SOURCE_ROOT"] == "/tests"  # the configMap mount: pytest finds the suite's configuration
+    assert "TEP_PYTEST_CONFIG_FILE" not in e and "TEP_PYTEST_ROOT_DIR" not in e
     assert e["TEP_WORKERS"] == "3" and e["TEP_DIST"] == "worksteal" and e["TEP_RERUNS"] == "2"
     assert e["TEP_PYTEST_ARGS"] == '["-k", "smoke and not slow"]'  # a JSON list, never a shell string
     assert e["TEP_KEEP_LAST"] == "5" and e["TEP_MAX_AGE_DAYS"] == "3"
@@ -279,7 +281,9 @@ def test_git_source_clones_in_an_init_container_with_secret_credentials_only() -
     assert init_mounts["git-credentials"]["readOnly"] is True
     runner_mounts = {m["name"] for m in runner(cj)["volumeMounts"]}
     assert "git-credentials" not in runner_mounts  # the tests never see the credentials
+    # pytest runs in source.git.path; the checkout is the source root its configuration is found from.
     assert env(cj)["TEP_TESTS_DIR"] == "/workspace/src/tests/api"
+    assert env(cj)["TEP_SOURCE_ROOT"] == "/workspace/src"
 
 
 def test_git_source_without_secret() -> None:
@@ -290,9 +294,14 @@ def test_git_source_without_secret() -> None:
     )
 
 
+def test_config_file_and_root_dir() -> None:
+    e = env(render(pytest={"configFile": "ci/pytest.ini", "rootDir": "."}))
+    assert (e["TEP_PYTEST_CONFIG_FILE"], e["TEP_PYTEST_ROOT_DIR"]) == ("ci/pytest.ini", ".")
+
+
 def test_image_source() -> None:
     cj = render(source={"image": {"path": "/app/tests"}}, image="org/app-tests:3")
-    assert env(cj)["TEP_TESTS_DIR"] == "/app/tests"
+    assert env(cj)["TEP_TESTS_DIR"] == env(cj)["TEP_SOURCE_ROOT"] == "/app/tests"
     assert "tests" not in {v["name"] for v in pod(cj)["volumes"]}
     assert "initContainers" not in pod(cj)
 

@@ -164,6 +164,21 @@ def test_bad_sources(source: dict[str, Any], field: str, expected: str) -> None:
     assert expected in problems(plan_body(source=source))[field]
 
 
+@pytest.mark.parametrize("key", ["configFile", "rootDir"])
+@pytest.mark.parametrize("path", ["/etc/pytest.ini", "../pytest.ini", "ci/../../x"])
+def test_pytest_paths_stay_inside_the_source(key: str, path: str) -> None:
+    assert (
+        "must be a relative path inside the source"
+        in problems(plan_body(pytest={key: path}))[f"spec.pytest.{key}"]
+    )
+
+
+def test_pytest_paths() -> None:
+    plan = read_plan(plan_body(pytest={"configFile": "ci/pytest.toml", "rootDir": "src"}))
+    assert (plan.config_file, plan.root_dir) == ("ci/pytest.toml", "src")
+    assert (read_plan(plan_body()).config_file, read_plan(plan_body()).root_dir) == ("", "")
+
+
 def test_image_source_needs_an_image() -> None:
     assert (
         "image that holds the tests"

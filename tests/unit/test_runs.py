@@ -91,6 +91,8 @@ def test_a_passed_run_reads_the_runner_summary() -> None:
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
         "flaky": 0,
         "workers": 3,
         "shards": 1,
@@ -111,6 +113,19 @@ def test_a_failed_run() -> None:
     assert run["trigger"] == "manual"
     assert run["failedTests"] == ["test_a.py::test_x", "test_b.py::test_y"]
     assert "reason" not in run
+
+
+def test_expected_failures_and_unexpected_passes_have_counts_of_their_own() -> None:
+    run = run_result(job(), [pod(text=message(total=9, passed=6, xfailed=2, xpassed=1))])
+    assert (run["result"], run["passed"], run["xfailed"], run["xpassed"], run["skipped"]) == (
+        "Passed", 6, 2, 1, 0,
+    )  # fmt: skip
+
+
+def test_a_run_stopped_at_its_first_failure_says_so() -> None:
+    text = message(result="Failed", passed=3, failed=1, reason="stopping after 1 failures (-x/--maxfail=1)")
+    run = run_result(job(condition="Failed", reason="BackoffLimitExceeded"), [pod(text=text)])
+    assert (run["result"], run["reason"]) == ("Failed", "stopping after 1 failures (-x/--maxfail=1)")
 
 
 def test_an_error_reported_by_the_runner_keeps_its_reason() -> None:

@@ -1,0 +1,207 @@
+"""One story (issue 8, item 5): summary.json, the termination message, junit.xml and report.html count what
+pytest's own final line counts, on real suites, compared with bare pytest on the same suite."""
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+from tests.runner.conftest import OUTCOMES_PLUGIN, final_line, outcome_env
+
+OUTCOMES = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
+EVERY_OUTCOME = {
+    "test_kinds.py": """
+        import pytest
+
+        def test_ok():
+            pass
+
+        def test_wrong():
+            assert 1 + 1 == 3
+
+        def test_later():
+            pytest.skip("later")
+
+        @pytest.mark.xfail(reason="known bug")
+        def test_known_bug():
+            raise AssertionError
+
+        @pytest.mark.xfail(reason="fixed meanwhile")
+        def test_fixed_meanwhile():
+            pass
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("no database")
+
+        def test_needs_db(broken):
+            pass
+    """,
+}
+CRASH = {
+    "test_crash.py": """
+        import os
+
+        def test_before():
+            pass
+
+        def test_kills_its_process():
+            os._exit(3)
+
+        def test_after():
+            pass
+    """,
+}
+
+
+def junit_counts(path) -> dict[str, int]:
+    suites = ET.parse(path).getroot().iter("testsuite")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for suite in suites:
+        for key in totals:
+            totals[key] += int(suite.get(key, 0))
+    return totals
+
+
+def html_counts(path) -> dict[str, int]:
+    """pytest-html's own summary counts ("3 Failed," ...), as the page shows them."""
+    found = re.findall(r'<span class="(\w+)">(\d+) [^<]*</span>', path.read_text())
+    counts: dict[str, int] = {}
+    for name, number in found:
+        counts.setdefault(name, int(number))
+    return counts
+
+
+def assert_one_story(result, final: dict[str, int]) -> None:
+    """The summary matches `final` (pytest's final line); message, JUnit and HTML match the summary."""
+    summary = result.summary()
+    assert {key: summary[key] for key in final} == final, result.output
+    assert all(summary[key] == 0 for key in OUTCOMES if key not in final), summary
+    assert {key: result.message[key] for key in (*OUTCOMES, "total")} == {
+        key: summary[key] for key in (*OUTCOMES, "total")
+    }
+    own = final_line((result.run_dir / "pytest.log").read_text())  # the runner's own pytest agrees too
+    assert {key: summary[key] for key in own if key in OUTCOMES} == {
+        k: v for k, v in own.items() if k in OUTCOMES
+    }
+    junit = junit_counts(result.run_dir / "junit.xml")
+    assert junit == {
+        "tests": summary["total"],
+        "failures": summary["failed"],
+        "errors": summary["errors"],
+        "skipped": summary["skipped"] + summary["xfailed"],  # JUnit has no xfail: pytest files it as skipped
+    }, junit
+    page = html_counts(result.run_dir / "report.html")
+    assert {key: page[key] for key in ("passed", "failed", "skipped", "xfailed", "xpassed", "error")} == {
+        "passed": summary["passed"],
+        "failed": summary["failed"],
+        "skipped": summary["skipped"],
+        "xfailed": summary["xfailed"],
+        "xpassed": summary["xpassed"],
+        "error": summary["errors"],
+    }, page
+
+
+def test_every_outcome_has_its_own_count(write_suite, bare_pytest, run_runner):
+    suite = write_suite("suite", EVERY_OUTCOME)
+    bare = bare_pytest(suite)
+    assert bare.final == {"failed": 1, "passed": 1, "skipped": 1, "xfailed": 1, "xpassed": 1, "errors": 1}
+    result = run_runner(suite)
+    assert (result.code, result.message["result"]) == (1, "Failed")
+    assert_one_story(result, bare.final)
+    assert sorted(result.message["failedTests"]) == [
+        "test_kinds.py::test_needs_db",
+        "test_kinds.py::test_wrong",
+    ]
+
+
+def test_a_test_that_kills_its_worker_is_failed_everywhere(write_suite, bare_pytest, run_runner):
+    suite = write_suite("suite", CRASH)
+    bare = bare_pytest(suite, "-n", "2")  # in one process, bare pytest dies with the test: no final line
+    assert bare.final == {"failed": 1, "passed": 2}
+    result = run_runner(suite)
+    assert (result.code, result.message["result"]) == (1, "Failed"), result.output
+    assert result.message["failedTests"] == ["test_crash.py::test_kills_its_process"]
+    assert_one_story(result, bare.final)
+    failure = ET.parse(result.run_dir / "junit.xml").getroot().find(".//testcase/failure")
+    assert failure is not None and "crashed while running" in failure.get("message", "")
+
+
+def test_dist_no_keeps_the_other_results_when_a_test_kills_its_process(write_suite, run_runner):
+    result = run_runner(write_suite("suite", CRASH), TEP_DIST="no")
+    # One worker at a time; xdist replaces the one the test killed, and the run goes on.
+    assert (result.code, result.message["result"]) == (1, "Failed"), result.output
+    assert_one_story(result, {"failed": 1, "passed": 2})
+
+
+def test_stopping_at_the_first_failure_is_failed_not_error(write_suite, bare_pytest, run_runner):
+    suite = write_suite("suite", {"test_x.py": "def test_bad():\n    assert 0\n\ndef test_ok():\n    pass\n"})
+    bare = bare_pytest(suite, "-x")
+    assert (bare.code, bare.final["failed"]) == (1, 1)
+    result = run_runner(suite, TEP_PYTEST_ARGS='["-x"]', TEP_WORKERS="1")
+    assert (result.code, result.message["result"]) == (1, "Failed"), result.output
+    assert result.message["reason"] == "stopping after 1 failures (-x/--maxfail=1)"
+    assert_one_story(result, {"failed": 1})
+
+
+def test_the_plans_junit_options_cannot_bend_the_verdict(write_suite, bare_pytest, run_runner):
+    # xunit2 drops the file attribute the old counting needed; the suite's addopts name another JUnit file.
+    suite = write_suite("suite", {
+        "pytest.ini": "[pytest]\naddopts = --junitxml=elsewhere.xml\njunit_family = xunit1\n",
+        "pkg/test_orders.py": """
+            class TestOrders:
+                def test_total(self):
+                    assert 2 + 2 == 5
+
+                def test_count(self):
+                    pass
+        """,
+    })  # fmt: skip
+    bare = bare_pytest(suite, *OUTCOMES_PLUGIN, "-o", "junit_family=xunit2")
+    args = ["-o", "junit_family=xunit2", "-o", "junit_logging=all"]
+    result = run_runner(
+        suite, TEP_PYTEST_ARGS=json.dumps([*args, *OUTCOMES_PLUGIN]), **outcome_env(suite, "r")
+    )
+    assert result.message["failedTests"] == ["pkg/test_orders.py::TestOrders::test_total"]
+    assert [k for k, v in bare.outcomes.items() if "failed" in v] == result.message["failedTests"]
+    assert_one_story(result, bare.final)
+    assert (result.run_dir / "junit.xml").is_file()
+
+
+def test_a_conftest_that_does_not_import_is_named(write_suite, bare_pytest, run_runner):
+    suite = write_suite(
+        "suite", {"conftest.py": "import no_such_module\n", "test_a.py": "def test_a():\n    pass\n"}
+    )
+    bare = bare_pytest(suite)
+    assert bare.code == 4 and f"ImportError while loading conftest '{suite / 'conftest.py'}'." in bare.output
+    result = run_runner(suite)
+    assert (result.code, result.message["result"]) == (2, "Error")
+    assert result.message["reason"] == (
+        f"conftest {suite / 'conftest.py'} failed to import: "
+        "E   ModuleNotFoundError: No module named 'no_such_module'"
+    )
+
+
+def test_collect_only_says_what_was_collected_and_that_nothing_ran(write_suite, bare_pytest, run_runner):
+    suite = write_suite("suite", EVERY_OUTCOME)
+    bare = bare_pytest(suite, "--collect-only", "-q")
+    assert bare.final == {"collected": 6}
+    result = run_runner(suite, TEP_PYTEST_ARGS='["--collect-only"]')
+    assert (result.code, result.message["result"], result.message["total"]) == (0, "Passed", 0)
+    assert result.message["reason"] == "--collect-only: 6 tests collected, none ran"
+    assert result.summary()["collected"] == 6
+
+
+def test_a_conftest_below_that_does_not_import_is_named(write_suite, bare_pytest, run_runner):
+    suite = write_suite("suite", {
+        "test_a.py": "def test_a():\n    pass\n",
+        "db/conftest.py": "raise RuntimeError('no database')\n",
+        "db/test_b.py": "def test_b():\n    pass\n",
+    })  # fmt: skip
+    bare = bare_pytest(suite)
+    assert bare.final == {"errors": 1}  # pytest stops at a collection error
+    result = run_runner(suite)
+    assert (result.code, result.message["result"]) == (2, "Error")
+    assert result.message["reason"] == (
+        "collection errors in db: conftest db/conftest.py failed to import: E   RuntimeError: no database"
+    )
+    assert_one_story(result, bare.final)
