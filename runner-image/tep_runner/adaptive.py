@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-ADAPTIVE = "adaptive"
+ADAPTIVE: Final = "adaptive"
 IO_BOUND = 0.5
 CPU_BOUND = 0.8
 STEP_GAIN = 0.9  # a step must bring the wall time under 90 % of the other count's to count as faster
@@ -63,8 +63,8 @@ def decide(
     if not measured:
         return Decision(min(first, cap), f"no measured run yet: the CPU limit ({limits})")
     last = measured[-1]
-    workers, used = int(last[WORKERS]), float(last[UTILIZATION])
-    tried = {int(r[WORKERS]): float(r["durationSeconds"]) for r in measured}  # the latest time per count
+    workers, used = _per_pod(last), float(last[UTILIZATION])
+    tried = {_per_pod(r): float(r["durationSeconds"]) for r in measured}  # the latest time per count
     seen = f"last run: {workers} workers, {used:.0%} of the CPU, {tried[workers]:.1f} s"
     best = min(tried, key=lambda w: (tried[w], w))
     if tried[best] < tried[workers] * STEP_GAIN and best != workers:
@@ -92,6 +92,11 @@ def decide(
 def _within(workers: int, cap: int, first: int, reason: str, limits: str) -> Decision:
     chosen = max(1, min(workers, cap))
     return Decision(chosen, f"{chosen} workers ({reason}; {limits}; started at {first})")
+
+
+def _per_pod(record: Mapping[str, Any]) -> int:
+    """Workers of one pod: a sharded run's record holds the sum over its shards."""
+    return max(1, int(record[WORKERS]) // max(1, int(record.get("shards") or 1)))
 
 
 def _measured(record: Mapping[str, Any]) -> bool:

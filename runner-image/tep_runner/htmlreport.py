@@ -24,7 +24,7 @@ import pytest_html
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pytest_html.basereport import _format_duration
 
-from tep_runner.summary import nodeid as junit_nodeid
+from tep_runner.history import nodeid as junit_nodeid
 
 RESOURCES = Path(pytest_html.__file__).parent / "resources"
 RERUN = "rerun"
