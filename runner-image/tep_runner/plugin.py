@@ -204,6 +204,9 @@ def _crashed(report: pytest.TestReport) -> bool:
     return isinstance(report.longrepr, str) and " crashed while running " in report.longrepr
 
 
+_DIST, _MAXSCHEDCHUNK = "tep_dist", "tep_maxschedchunk"  # keys of xdist's workerinput
+
+
 class _Arrange:
     """This shard's share of the tests pytest selected, in the order xdist should hand them out.
 
@@ -216,11 +219,19 @@ class _Arrange:
         self.index, self.shards = (int(n) for n in shard.split("/")) if shard else (0, 1)
         self.split_file = split_file
         self.durations = load_durations(Path(durations_file)) if durations_file else {}
+        self.config = config
+        # A worker's own options say dist "no": the controller hands its scheduling down (below).
         workerinput = getattr(config, "workerinput", None)
         self.workers = int(workerinput["workercount"]) if workerinput else 1
-        self.dist = str(config.getoption("dist", "no"))
-        self.maxschedchunk: int | None = config.getoption("maxschedchunk", None)
+        self.dist = str(workerinput.get(_DIST, "no")) if workerinput else "no"
+        self.maxschedchunk: int | None = workerinput.get(_MAXSCHEDCHUNK) if workerinput else None
         self.order = config.getoption("tep_order") == DURATION
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """In the controller, for each xdist worker it starts: the scheduling the order is arranged for."""
+        node.workerinput[_DIST] = self.config.getoption("dist", "no")
+        node.workerinput[_MAXSCHEDCHUNK] = self.config.getoption("maxschedchunk", None)
 
     @pytest.hookimpl(trylast=True)  # after -k, -m and the suite's own hooks have selected
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
