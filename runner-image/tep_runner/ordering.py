@@ -10,7 +10,8 @@ all of them. How each scheduler of pytest-xdist 3.8 first deals the list out dec
 
 - `load`: each worker first gets a chunk of consecutive tests (LoadScheduling.schedule), the rest goes to
   whichever worker runs low. The head that fills those first chunks is dealt so each chunk holds an LPT
-  share of it (longest first): otherwise the first worker's chunk would hold every long test.
+  share of it (longest first): otherwise the first worker's chunk would hold every long test. The runner
+  passes `--maxschedchunk=1`, so the chunks are two tests and the rest follows one test at a time.
 - `worksteal`: each worker first gets a contiguous block (WorkStealingScheduling.check_schedule); the blocks
   are dealt the same way, idle workers then steal the tail (the short tests) of the others.
 - `loadscope`, `loadfile`, `loadgroup`: whole groups (xdist's `_split_scope`) go to workers in the order of

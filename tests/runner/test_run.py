@@ -41,9 +41,10 @@ def test_all_pass_with_auto_workers(run_runner, write_suite, monkeypatch):
         "v": 1, "result": "Passed", "total": 6, "passed": 6, "failed": 0, "errors": 0, "skipped": 0,
         "xfailed": 0, "xpassed": 0, "flaky": 0, "durationSeconds": result.message["durationSeconds"],
         "workers": 2, "shard": 0, "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html",
-        "failedTests": [],
+        "failedTests": [], "cpuUtilization": result.message["cpuUtilization"],
     }  # fmt: skip
     assert 0 < result.message["durationSeconds"] < 60
+    assert 0 <= result.message["cpuUtilization"] == result.summary()["cpuUtilization"]
     summary = result.summary()
     assert (summary["total"], summary["pytestExitCode"], summary["runId"]) == (6, 0, run_dir.name)
     assert len(ET.parse(run_dir / "junit.xml").getroot().findall(".//testcase")) == 6
