@@ -8,6 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tep_runner.htmlreport import parse
 from tep_runner.message import MAX_BYTES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -235,8 +236,13 @@ def test_two_shards_into_one_run_folder(runner_env, write_suite, tmp_path):
     )
     assert run["failedTests"] == ["test_more.py::test_bad"]
     assert len(ET.parse(run_dir / "junit.xml").getroot().findall(".//testcase")) == 8
-    page = (run_dir / "report.html").read_text()
-    assert 'href="shard-0/report.html"' in page and (run_dir / "shard-1" / "report.html").exists()
+    # One pytest-html report of both shards (tep_runner.htmlreport), each test with the shard that ran it.
+    page = parse((run_dir / "report.html").read_text())
+    shard_of = {test: rows[-1]["shard"] for test, rows in page.data["tests"].items()}
+    assert len(shard_of) == 8 and sorted(set(shard_of.values())) == ["0", "1"]
+    assert [r["result"] for r in page.data["tests"]["test_more.py::test_bad"]] == ["Failed"]
+    assert (run_dir / "shard-1" / "report.html").exists()
+    assert run["imbalance"] >= 1.0
 
 
 def test_invalid_settings_exit_2_and_say_which(tmp_path, runner_env, write_suite):
