@@ -198,8 +198,8 @@ def least_duration(ids: list[str], durations: dict[str, float], splits: int) -> 
 
 
 def shards(python: str, tmp: Path) -> None:
-    # 48 s of sleeping, skewed: a few long tests, many short ones, ordered so that round-robin splits badly.
-    seconds = [4.0, 0.5, 0.5, 0.5] * 4 + [3.0, 0.4, 0.4, 0.4] * 4 + [0.6] * 20
+    # 102 s of sleeping, skewed: a few long tests, many short ones, ordered so that round-robin splits badly.
+    seconds = [8.0, 1.0, 1.0, 1.0] * 4 + [6.0, 0.8, 0.8, 0.8] * 4 + [1.2] * 20
     suite = write(tmp / "sharded", {
         "tests/pytest.ini": "[pytest]\n",
         "tests/test_sleep.py": "import time\n\n" + "".join(

@@ -47,10 +47,8 @@ def pytest_command(
     ]  # fmt: skip
     shard = [f"--tep-shard={s.shard_index}/{s.shards}", f"--tep-split-file={split_file(tmp)}"]
     # xdist sorts loadscope's groups by their number of tests unless told not to; ordering.py sorts them.
-    # Under load, xdist refills a worker with up to a quarter of what is left at once, which strands the
-    # short tests behind the long ones on one worker; one test at a time keeps longest-first balanced. Both
-    # before the plan's args, which may say otherwise.
-    schedule = {"load": ("--maxschedchunk=1",), **dict.fromkeys(GROUPED, ("--no-loadscope-reorder",))}
+    # Before the plan's args, which may say otherwise.
+    schedule = dict.fromkeys(GROUPED, ("--no-loadscope-reorder",))
     arrange = [f"--tep-durations={durations_file(tmp)}", f"--tep-order={s.order}"]
     ordered = durations and s.order == DURATION
     # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not

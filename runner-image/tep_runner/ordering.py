@@ -10,8 +10,11 @@ all of them. How each scheduler of pytest-xdist 3.8 first deals the list out dec
 
 - `load`: each worker first gets a chunk of consecutive tests (LoadScheduling.schedule), the rest goes to
   whichever worker runs low. The head that fills those first chunks is dealt so each chunk holds an LPT
-  share of it (longest first): otherwise the first worker's chunk would hold every long test. The runner
-  passes `--maxschedchunk=1`, so the chunks are two tests and the rest follows one test at a time.
+  share of it (longest first): otherwise the first worker's chunk would hold every long test. Later, xdist
+  refills a worker with up to a quarter of what is left at once, which strands short tests behind the
+  long ones on one worker: unless the plan sets `--maxschedchunk`, the plugin caps a refill at
+  `refill_chunk` tests (REFILL_SHARE of a worker's share: the loss of balance stays near 2 %, and a suite
+  of many tiny tests keeps sending them in batches).
 - `worksteal`: each worker first gets a contiguous block (WorkStealingScheduling.check_schedule); the blocks
   are dealt the same way, idle workers then steal the tail (the short tests) of the others.
 - `loadscope`, `loadfile`, `loadgroup`: whole groups (xdist's `_split_scope`) go to workers in the order of
@@ -30,6 +33,12 @@ DURATION, COLLECTION = "duration", "collection"
 ORDERS = (DURATION, COLLECTION)
 GROUPED = ("loadscope", "loadfile", "loadgroup")
 ORDERED = ("load", "worksteal", *GROUPED)  # the dists whose schedule follows the collection order
+REFILL_SHARE = 0.02
+
+
+def refill_chunk(tests: int, workers: int) -> int:
+    """The most tests xdist's load scheduler should send a worker at once (its --maxschedchunk)."""
+    return max(1, int(REFILL_SHARE * tests / max(workers, 1)))
 
 
 def order(

@@ -21,7 +21,7 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE as _TIMEOUT_MESSAGE  # type: i
 from tep_runner import record
 from tep_runner.balance import share
 from tep_runner.durations import load as load_durations
-from tep_runner.ordering import COLLECTION, DURATION, order
+from tep_runner.ordering import COLLECTION, DURATION, order, refill_chunk
 from tep_runner.stopping import stopped_longrepr
 
 # A test failed by pytest-timeout (signal method) says so in its failure text.
@@ -226,6 +226,17 @@ class _Arrange:
         self.dist = str(workerinput.get(_DIST, "no")) if workerinput else "no"
         self.maxschedchunk: int | None = workerinput.get(_MAXSCHEDCHUNK) if workerinput else None
         self.order = config.getoption("tep_order") == DURATION
+        workers = config.getoption("numprocesses", None)  # xdist has made "auto" a number by now
+        if (
+            not workerinput
+            and self.order
+            and self.durations
+            and config.getoption("dist", "no") == "load"
+            and config.option.maxschedchunk is None  # the plan's own setting wins
+            and isinstance(workers, int)
+            and workers > 1
+        ):
+            config.option.maxschedchunk = refill_chunk(len(self.durations), workers)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

@@ -94,7 +94,7 @@ def test_options_the_runner_owns_are_refused_by_name(args, named):
 @pytest.mark.parametrize(
     ("dist", "order", "schedule"),
     [
-        ("load", "duration", ["--maxschedchunk=1"]),
+        ("load", "duration", []),
         ("loadfile", "duration", ["--no-loadscope-reorder"]),
         ("worksteal", "duration", []),
         ("load", "collection", []),

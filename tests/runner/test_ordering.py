@@ -2,7 +2,7 @@
 
 import pytest
 
-from tep_runner.ordering import order, scope
+from tep_runner.ordering import order, refill_chunk, scope
 
 SHORT = [f"t.py::short_{i}" for i in range(100)]
 LONG = [f"t.py::long_{i}" for i in range(3)]
@@ -26,10 +26,12 @@ def simulate_load(ids, seconds, workers, maxschedchunk=None):
     clock = [0.0] * workers
     while any(queues):
         k = min((k for k in range(workers) if queues[k]), key=lambda k: clock[k])
-        clock[k] += seconds[queues[k].pop(0)]
+        duration = seconds[queues[k].pop(0)]
+        clock[k] += duration
         low = max(2, len(pending) // workers // 4)
-        if pending and len(queues[k]) < low:
+        if pending and len(queues[k]) < low and not (duration >= 0.1 and len(queues[k]) >= 2):
             send = max(2, len(pending) // workers // 2) - len(queues[k])
+            send = min(send, max(2 - len(queues[k]), maxschedchunk or count))
             queues[k] += pending[:send]
             del pending[:send]
     return max(clock)
@@ -100,3 +102,12 @@ def test_scope_is_xdists():
     assert scope("a/b.py::C::t[1]", "loadfile") == "a/b.py"
     assert scope("a/b.py::t@g", "loadgroup") == "g"
     assert scope("a/b.py::t[x@y]", "loadgroup") == "a/b.py::t[x@y]"
+
+
+def test_refills_are_capped_near_two_percent_of_a_workers_share():
+    assert refill_chunk(83, 2) == 1
+    assert refill_chunk(400, 2) == 4
+    assert refill_chunk(10_000, 8) == 25
+    # The skewed suite with refills of at most one test: longest first stays within 2 % of the bound.
+    bound = max(3.0, sum(DURATIONS.values()) / 2)
+    assert simulate_load(order(SKEWED, DURATIONS, "load", 2, 1), DURATIONS, 2, 1) <= bound * 1.02
