@@ -6,9 +6,13 @@ point, `tep_runner.run`. Only what a pod gets from the cluster is replaced by lo
 folders: the tests and the reports volume.
 """
 
+import datetime as dt
 import json
 import os
 import pathlib
+import secrets
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -168,10 +172,40 @@ def run_local(
         for name in local.skipped_env:
             print(f"tep: {name} comes from the cluster (valueFrom/envFrom); not set locally", file=out)
         print(f"tep: running {local.plan.namespace}/{local.plan.name} on {local.tests}", file=out, flush=True)
-        code = tep_runner.run(local.environ)
-        try:
-            message = json.loads(termination_log.read_text())
-        except (OSError, json.JSONDecodeError):
-            message = {"result": "Error", "reason": "the runner wrote no summary"}
+        if local.plan.shards > 1:
+            code, message = _run_shards(local, pathlib.Path(scratch), out)
+        else:
+            code = tep_runner.run(local.environ)
+            try:
+                message = json.loads(termination_log.read_text())
+            except (OSError, json.JSONDecodeError):
+                message = {"result": "Error", "reason": "the runner wrote no summary"}
     print(summary_text(message, local.reports), file=out)
     return code
+
+
+def _run_shards(local: LocalRun, scratch: pathlib.Path, out: TextIO) -> tuple[int, dict[str, Any]]:
+    """The plan's N shards as N runner processes at once, as the Indexed Job's pods run them; the last to
+    finish merges them (tep_runner.shell), and its run-level summary.json is the run's message."""
+    from tep_runner.runid import run_id_for
+    from tep_runner.summary import EXIT_CODES
+
+    run_id = run_id_for("", "", dt.datetime.now(dt.UTC), secrets.token_hex(4))
+    processes = []
+    for index in range(local.plan.shards):
+        env = {
+            **local.environ,
+            "TEP_RUN_ID": run_id,
+            "TEP_SHARD_INDEX": str(index),
+            "TEP_TERMINATION_LOG": str(scratch / f"termination-log-{index}"),
+        }
+        processes.append(subprocess.Popen([sys.executable, "-m", "tep_runner"], env=env))
+    print(f"tep: {len(processes)} shards of run {run_id} started", file=out, flush=True)
+    for process in processes:
+        process.wait()
+    summary = local.reports / local.plan.namespace / local.plan.name / run_id / "summary.json"
+    try:
+        message: dict[str, Any] = json.loads(summary.read_text())
+    except (OSError, json.JSONDecodeError):
+        return 2, {"result": "Error", "reason": "the shards wrote no merged summary"}
+    return EXIT_CODES[message.get("result", "Error")], message

@@ -21,6 +21,16 @@ RUN_DURATION = Histogram(
     buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
 )
 LAST_SUCCESS = Gauge("tep_last_success_timestamp_seconds", "When the plan last passed (Unix time).", LABELS)
+LAST_RUN_IMBALANCE = Gauge(
+    "tep_last_run_shard_imbalance",
+    "The last sharded run's slowest shard time over its mean shard time (1 is even).",
+    LABELS,
+)
+LAST_RUN_CPU = Gauge(
+    "tep_last_run_cpu_utilization",
+    "The last run's CPU seconds over its wall seconds x the CPU limit.",
+    LABELS,
+)
 
 
 # Per-plan state, from the status on every reconcile (so also right after a restart); the
@@ -74,6 +84,10 @@ def observe_run(namespace: str, plan: str, run: Mapping[str, Any], completed_at:
         RUN_DURATION.labels(namespace, plan).observe(run["durationSeconds"])
     if run["result"] == "Passed" and completed_at is not None:
         LAST_SUCCESS.labels(namespace, plan).set(completed_at)
+    if run.get("imbalance") is not None:
+        LAST_RUN_IMBALANCE.labels(namespace, plan).set(run["imbalance"])
+    if run.get("cpuUtilization") is not None:
+        LAST_RUN_CPU.labels(namespace, plan).set(run["cpuUtilization"])
 
 
 def forget_plan(namespace: str, plan: str) -> None:
@@ -82,6 +96,8 @@ def forget_plan(namespace: str, plan: str) -> None:
         LAST_RUN_TESTS,
         RUN_DURATION,
         LAST_SUCCESS,
+        LAST_RUN_IMBALANCE,
+        LAST_RUN_CPU,
         RUNS,
         LAST_RUN_RESULT,
         CONSECUTIVE_FAILURES,

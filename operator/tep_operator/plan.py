@@ -21,6 +21,7 @@ from tep_operator import runnerenv
 from tep_operator.names import ANNOTATION_RUN_REQUESTED_AT
 
 DISTRIBUTIONS = ("load", "loadscope", "loadfile", "loadgroup", "worksteal", "no")
+ORDERS = ("duration", "collection")  # spec.pytest.order: tep_runner.ordering
 CONCURRENCY_POLICIES = ("Forbid", "Replace", "Allow")
 # The descriptors Kubernetes' CronJob accepts; @reboot and @every are not among them.
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -107,7 +108,9 @@ class Plan:
     env_from: tuple[Mapping[str, Any], ...] = ()
     image: str = ""
     args: tuple[str, ...] = ()
-    workers: str = "auto"  # "auto" or a whole number >= 1, as text
+    workers: str = "auto"  # "auto", "adaptive" or a whole number >= 1, as text
+    max_workers: int | None = None  # with workers: adaptive; None: 4 x the CPU limit (tep_runner.adaptive)
+    order: str = "duration"  # the tests' order for xdist: longest first once durations are recorded
     dist: str = "load"
     reruns: int = 0
     timeout_seconds: int | None = None  # per test, through pytest-timeout; None: the suite's own setting
@@ -294,12 +297,21 @@ def _read_source(r: _Reader, spec: Mapping[str, Any], image: str) -> Source:
 def _read_workers(r: _Reader, pytest_spec: Mapping[str, Any]) -> str:
     value = pytest_spec.get("workers", "auto")
     text = str(value).strip() if not isinstance(value, bool) else ""
-    if text == "auto" or (text.isdigit() and int(text) >= 1):
+    if text in ("auto", "adaptive") or (text.isdigit() and int(text) >= 1):
         return str(int(text)) if text.isdigit() else text
     r.problem(
-        "spec.pytest.workers", f'must be "auto" or a whole number >= 1, not {value!r}', "InvalidWorkers"
+        "spec.pytest.workers",
+        f'must be "auto", "adaptive" or a whole number >= 1, not {value!r}',
+        "InvalidWorkers",
     )
     return "auto"
+
+
+def _read_max_workers(r: _Reader, pytest_spec: Mapping[str, Any]) -> int | None:
+    value = r.integer(pytest_spec, "maxWorkers", "spec.pytest.maxWorkers", 0, 1, 1000) or None
+    if value is not None and str(pytest_spec.get("workers", "auto")) != "adaptive":
+        r.problem("spec.pytest.maxWorkers", 'applies only with workers: "adaptive"', "InvalidWorkers")
+    return value
 
 
 def _read_source_path(r: _Reader, pytest_spec: Mapping[str, Any], key: str) -> str:
@@ -470,6 +482,8 @@ def read_plan(body: Mapping[str, Any]) -> Plan:
         image=image,
         args=tuple(args),
         workers=_read_workers(r, pytest_spec),
+        max_workers=_read_max_workers(r, pytest_spec),
+        order=r.choice(pytest_spec, "order", "spec.pytest.order", "duration", ORDERS),
         dist=r.choice(pytest_spec, "dist", "spec.pytest.dist", "load", DISTRIBUTIONS),
         reruns=r.integer(pytest_spec, "reruns", "spec.pytest.reruns", 0, 0, 10),
         timeout_seconds=r.integer(pytest_spec, "timeoutSeconds", "spec.pytest.timeoutSeconds", 0, 1) or None,

@@ -41,6 +41,8 @@ RESERVED = frozenset(
         "TEP_TERMINATION_LOG",
         "TEP_ACTIVE_DEADLINE_SECONDS",
         "TEP_TIMEOUT_SECONDS",
+        "TEP_ORDER",
+        "TEP_MAX_WORKERS",
     }
 )
 
@@ -90,6 +92,9 @@ def runner_env(
     }
     if plan.timeout_seconds is not None:
         env["TEP_TIMEOUT_SECONDS"] = str(plan.timeout_seconds)
+    env["TEP_ORDER"] = plan.order
+    if plan.max_workers is not None:
+        env["TEP_MAX_WORKERS"] = str(plan.max_workers)
     # Unset, pytest finds its configuration and rootdir itself, as in the suite's own checkout.
     if plan.config_file:
         env["TEP_PYTEST_CONFIG_FILE"] = plan.config_file

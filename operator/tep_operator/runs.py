@@ -19,6 +19,7 @@ from tep_operator.status import (
     condition,
     merge_conditions,
 )
+from tep_runner.balance import imbalance
 
 RUNNER_CONTAINER = "runner"
 MESSAGE_VERSION = 1
@@ -256,6 +257,11 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
         run["reason"] = notes[0]
 
     durations = [float(m.get("durationSeconds") or 0) for m in found]
+    if shards > 1 and durations and not missing:
+        run["imbalance"] = imbalance(durations)
+    used = [float(m["cpuUtilization"]) for m in found if isinstance(m.get("cpuUtilization"), int | float)]
+    if used:
+        run["cpuUtilization"] = round(sum(used) / len(used), 3)
     started, ended = parse_time(start), parse_time(end)
     if durations and not missing:
         run["durationSeconds"] = round(max(durations), 1)

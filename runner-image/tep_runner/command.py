@@ -11,14 +11,20 @@ import glob
 import os
 from pathlib import Path
 
+from tep_runner.ordering import DURATION, GROUPED
 from tep_runner.settings import Settings
 
 PLUGIN = "tep_runner.plugin"
 
 
-def pytest_command(settings: Settings, out_dir: Path, tmp: Path, python: str, *, bounded: bool) -> list[str]:
+def pytest_command(
+    settings: Settings, out_dir: Path, tmp: Path, python: str, *, bounded: bool, durations: bool = False
+) -> list[str]:
     """The run (this shard's share of it when sharded); the run's record goes to `record_file(tmp)`, and
     the runner writes why it stops pytest, when it does, to `stop_file(tmp)` (stopping.py).
+
+    `durations`: the runner wrote the plan's recorded durations to `durations_file(tmp)`; the plugin splits
+    the shards and (with order: duration) orders the tests by them (balance.py, ordering.py).
 
     `bounded`: pytest found a configuration or rootdir above the source root (see tep_runner.plugin); run
     without one, rooted in the tests folder, as in a pod where nothing lies above the source.
@@ -40,10 +46,16 @@ def pytest_command(settings: Settings, out_dir: Path, tmp: Path, python: str, *,
         f"--tep-source-root={s.source_root}", f"--tep-outside={outside_file(tmp)}",
     ]  # fmt: skip
     shard = [f"--tep-shard={s.shard_index}/{s.shards}", f"--tep-split-file={split_file(tmp)}"]
+    # xdist sorts loadscope's groups by their number of tests unless told not to; ordering.py sorts them.
+    # Before the plan's args, which may say otherwise.
+    schedule = dict.fromkeys(GROUPED, ("--no-loadscope-reorder",))
+    arrange = [f"--tep-durations={durations_file(tmp)}", f"--tep-order={s.order}"]
+    ordered = durations and s.order == DURATION
     # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not
     # options before it knows the plugins' options, so a separate value (a folder) would be taken for one.
     return [
         python, "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
+        *(schedule.get(s.dist, []) if ordered else []),
         *s.pytest_args,
         # The runner's own options come last, where they win over the plan's args and the suite's addopts.
         # xunit1 records each test's file, from which the run history (history.py) rebuilds the node ids.
@@ -57,6 +69,7 @@ def pytest_command(settings: Settings, out_dir: Path, tmp: Path, python: str, *,
         "-p", PLUGIN, f"--tep-record={record_file(tmp)}", f"--tep-stop-file={stop_file(tmp)}",
         *check,
         *(shard if s.shards > 1 else []),
+        *(arrange if durations else []),
     ]  # fmt: skip
 
 
@@ -70,6 +83,10 @@ def stop_file(tmp: Path) -> Path:
 
 def split_file(tmp: Path) -> Path:
     return tmp / "split.json"
+
+
+def durations_file(tmp: Path) -> Path:
+    return tmp / "durations.json"
 
 
 def outside_file(tmp: Path) -> Path:

@@ -7,6 +7,7 @@ and the report browser (tep_operator.browser) reads it with `read_records`. docs
 
     {"v": 1, "runId": "...", "startTime": "<ISO 8601>", "trigger": "schedule|manual|local",
      "result": "Passed|Failed|Error", "reason": "...", "durationSeconds": 5.1, "workers": 3, "shards": 1,
+     ["cpuUtilization": 0.42, "peakMemoryPerWorker": 81920000, "imbalance": 1.04,]  (when measured)
      "counts": {"total": 9, "passed": 9, "failed": 0, "errors": 0, "skipped": 0, "flaky": 0,
                 "xfailed": 0, "xpassed": 0},
      "tests": {"<node id>": ["<outcome>", <seconds>], ...}}
@@ -42,6 +43,8 @@ MAX_AGE_DAYS = 90
 PASSED, FAILED, ERROR, SKIPPED, XFAILED, FLAKY = "passed", "failed", "error", "skipped", "xfailed", "flaky"
 OUTCOMES = (PASSED, FAILED, ERROR, SKIPPED, XFAILED, FLAKY)
 COUNTS = ("total", "passed", "failed", "errors", "skipped", "flaky", "xfailed", "xpassed")
+# Measures of the run kept when its summary has them (adaptive.py and balance.py read them back).
+MEASURES = ("cpuUtilization", "peakMemoryPerWorker", "imbalance")
 TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_LOCAL = "schedule", "manual", "local"
 TIMED_OUT_MESSAGE = "stopped by the deadline"
 
@@ -139,6 +142,7 @@ def build_record(summary: Mapping[str, Any], tests: Mapping[str, Result], trigge
         "workers": int(summary.get("workers") or 0),
         "shards": int(summary.get("shards") or 1),
         "counts": {key: int(summary.get(key) or 0) for key in COUNTS},
+        **{key: summary[key] for key in MEASURES if isinstance(summary.get(key), int | float)},
         "tests": {test: [r.outcome, r.seconds] for test, r in results.items()},
     }
 

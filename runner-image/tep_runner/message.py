@@ -16,10 +16,15 @@ KEYS = (
 )  # fmt: skip
 
 
+# Measures of the run, in the message when the summary has them (a sharded run's imbalance; cpuUtilization).
+MEASURES = ("imbalance", "cpuUtilization")
+
+
 def termination_message(summary: Mapping[str, Any]) -> str:
     """Version 1 of the message: the counts always, the reason when there is one (why a run broke, stopped
     early, or ran nothing); failed and timed-out test ids trimmed until it fits."""
     message: dict[str, object] = {"v": 1, **{key: summary[key] for key in KEYS}}
+    message.update({key: summary[key] for key in MEASURES if key in summary})
     reason = _clip(str(summary.get("reason", "")), MAX_REASON_CHARS)
     failed = [_clip(test, MAX_ID_CHARS) for test in summary["failedTests"][:MAX_FAILED_TESTS]]
     # Tests stopped at the deadline or failed by pytest-timeout (also in failedTests); only when there are.

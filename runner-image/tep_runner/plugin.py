@@ -19,7 +19,9 @@ import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE as _TIMEOUT_MESSAGE  # type: ignore[import-untyped]
 
 from tep_runner import record
-from tep_runner.shards import split
+from tep_runner.balance import share
+from tep_runner.durations import load as load_durations
+from tep_runner.ordering import COLLECTION, DURATION, order, refill_chunk
 from tep_runner.stopping import stopped_longrepr
 
 # A test failed by pytest-timeout (signal method) says so in its failure text.
@@ -202,18 +204,58 @@ def _crashed(report: pytest.TestReport) -> bool:
     return isinstance(report.longrepr, str) and " crashed while running " in report.longrepr
 
 
-class _Shard:
-    """Keep this shard's share of the tests pytest selected: every shard collects the same way."""
+_DIST, _MAXSCHEDCHUNK = "tep_dist", "tep_maxschedchunk"  # keys of xdist's workerinput
 
-    def __init__(self, index: int, shards: int, split_file: str) -> None:
-        self.index, self.shards, self.split_file = index, shards, split_file
+
+class _Arrange:
+    """This shard's share of the tests pytest selected, in the order xdist should hand them out.
+
+    Every process that collects (each xdist worker; the one process without xdist) computes the same share
+    and the same order from the same collection and the durations file the runner wrote (durations.py):
+    xdist requires every worker's collection to be identical.
+    """
+
+    def __init__(self, config: pytest.Config, shard: str, split_file: str, durations_file: str) -> None:
+        self.index, self.shards = (int(n) for n in shard.split("/")) if shard else (0, 1)
+        self.split_file = split_file
+        self.durations = load_durations(Path(durations_file)) if durations_file else {}
+        self.config = config
+        # A worker's own options say dist "no": the controller hands its scheduling down (below).
+        workerinput = getattr(config, "workerinput", None)
+        self.workers = int(workerinput["workercount"]) if workerinput else 1
+        self.dist = str(workerinput.get(_DIST, "no")) if workerinput else "no"
+        self.maxschedchunk: int | None = workerinput.get(_MAXSCHEDCHUNK) if workerinput else None
+        self.order = config.getoption("tep_order") == DURATION
+        workers = config.getoption("numprocesses", None)  # xdist has made "auto" a number by now
+        if (
+            not workerinput
+            and self.order
+            and self.durations
+            and config.getoption("dist", "no") == "load"
+            and config.option.maxschedchunk is None  # the plan's own setting wins
+            and isinstance(workers, int)
+            and workers > 1
+        ):
+            config.option.maxschedchunk = refill_chunk(len(self.durations), workers)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """In the controller, for each xdist worker it starts: the scheduling the order is arranged for."""
+        node.workerinput[_DIST] = self.config.getoption("dist", "no")
+        node.workerinput[_MAXSCHEDCHUNK] = self.config.getoption("maxschedchunk", None)
 
     @pytest.hookimpl(trylast=True)  # after -k, -m and the suite's own hooks have selected
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        mine = set(split([item.nodeid for item in items], self.shards, self.index))
-        if self.split_file:
-            Path(self.split_file).write_text(json.dumps({"selected": len(items), "mine": len(mine)}))
-        items[:] = [item for item in items if item.nodeid in mine]
+        if self.shards > 1:
+            mine = set(share([item.nodeid for item in items], self.durations, self.shards, self.index))
+            if self.split_file:
+                Path(self.split_file).write_text(json.dumps({"selected": len(items), "mine": len(mine)}))
+            items[:] = [item for item in items if item.nodeid in mine]
+        if self.order:
+            by_id = {item.nodeid: item for item in items}
+            arranged = order(list(by_id), self.durations, self.dist, self.workers, self.maxschedchunk)
+            if len(arranged) == len(items):  # (duplicate node ids: leave the collection as it is)
+                items[:] = [by_id[nodeid] for nodeid in arranged]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -249,6 +291,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tep-stop-file", default=None, help="tep-runner: why the run was stopped, when it is")
     group.addoption("--tep-shard", default=None, help="tep-runner: run share INDEX/SHARDS of the tests")
     group.addoption("--tep-split-file", default=None, help="tep-runner: write the shard's split here")
+    group.addoption(
+        "--tep-durations", default=None, help="tep-runner: expected test durations: split and order by them"
+    )
+    group.addoption("--tep-order", default=COLLECTION, help="tep-runner: duration: the longest tests first")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-rerunfailures has opened its socket
@@ -261,10 +307,12 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.pluginmanager.register(_CrashTeardown(config), "tep-crash-teardown")
         config.pluginmanager.register(_OneCollectionError(), "tep-one-collection-error")
-    shard = config.getoption("tep_shard")
-    if shard:
-        index, shards = (int(n) for n in shard.split("/"))
-        config.pluginmanager.register(_Shard(index, shards, config.getoption("tep_split_file") or ""))
+    shard, durations = config.getoption("tep_shard"), config.getoption("tep_durations")
+    if shard or durations:
+        split_file = config.getoption("tep_split_file") or ""
+        config.pluginmanager.register(
+            _Arrange(config, shard or "", split_file, durations or ""), "tep-arrange"
+        )
     # Under xdist, pytest-rerunfailures (16.7) asks the controller about every test over a TCP socket with
     # two small writes before each read; Nagle's algorithm and delayed ACKs then stall each test by tens of
     # milliseconds, doubling the time of a suite of short tests whenever --reruns is given.

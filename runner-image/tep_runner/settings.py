@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from tep_runner.adaptive import ADAPTIVE
+from tep_runner.ordering import DURATION, ORDERS
 from tep_runner.runid import job_minutes
 
 DISTS = ("load", "loadscope", "loadfile", "loadgroup", "worksteal", "no")
@@ -41,7 +43,7 @@ class Settings:
     reports_dir: Path
     job_name: str  # "" when unset (local runs)
     run_id: str  # "" when unset: derived from job_name, see runid.py
-    workers: int | Literal["auto"]
+    workers: int | Literal["auto", "adaptive"]
     dist: str
     reruns: int
     pytest_args: tuple[str, ...]
@@ -52,6 +54,8 @@ class Settings:
     termination_log: Path | None  # None: no termination message (local runs)
     deadline_seconds: int | None = None  # the plan's activeDeadlineSeconds: the runner stops pytest then
     timeout_seconds: int | None = None  # the plan's pytest.timeoutSeconds: pytest-timeout's --timeout
+    order: str = DURATION  # the plan's pytest.order: duration | collection (ordering.py)
+    max_workers: int | None = None  # the plan's pytest.maxWorkers, with workers: adaptive (adaptive.py)
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
@@ -87,6 +91,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         termination_log=Path(environ["TEP_TERMINATION_LOG"]) if environ.get("TEP_TERMINATION_LOG") else None,
         deadline_seconds=_optional_int(environ, "TEP_ACTIVE_DEADLINE_SECONDS"),
         timeout_seconds=_optional_int(environ, "TEP_TIMEOUT_SECONDS"),
+        order=_choice(environ, "TEP_ORDER", DURATION, ORDERS),
+        max_workers=_optional_int(environ, "TEP_MAX_WORKERS"),
     )
 
 
@@ -139,9 +145,11 @@ def _choice(environ: Mapping[str, str], var: str, default: str, choices: tuple[s
     return value
 
 
-def _workers(environ: Mapping[str, str]) -> int | Literal["auto"]:
+def _workers(environ: Mapping[str, str]) -> int | Literal["auto", "adaptive"]:
     if environ.get("TEP_WORKERS", "auto") in ("", "auto"):
         return "auto"
+    if environ["TEP_WORKERS"] == ADAPTIVE:
+        return ADAPTIVE
     return _int(environ, "TEP_WORKERS", 1, minimum=1)
 
 

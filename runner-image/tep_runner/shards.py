@@ -1,4 +1,4 @@
-"""Shards: a deterministic split of the node ids, and the merge of the shards' results into the run's."""
+"""Shards: the merge of the shards' results into the run's (balance.py splits the tests)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tep_runner.adaptive import PEAK_MEMORY, UTILIZATION
+from tep_runner.balance import imbalance
+
 COUNTS = (
     "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "flaky", "reruns", "collected",
     "workers",
 )  # fmt: skip
-
-
-def split(nodeids: Sequence[str], shards: int, index: int) -> list[str]:
-    """Round-robin over the sorted ids: every pod computes the same split; shares differ by one at most."""
-    return sorted(set(nodeids))[index::shards]
 
 
 def merge_junit(documents: Sequence[str]) -> str:
@@ -43,11 +41,24 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]], report_path: str) ->
         **{key: sum(s[key] for s in summaries) for key in COUNTS},
         "durationSeconds": max(s["durationSeconds"] for s in summaries),
         "shards": len(summaries),
+        # How far the slowest shard finished after the mean one (balance.py split them by duration).
+        "imbalance": imbalance([float(s["durationSeconds"]) for s in summaries]),
+        **_measures(summaries),
         "reportPath": report_path,
         "failedTests": [test for s in summaries for test in s["failedTests"]],
         "timedOut": [test for s in summaries for test in s.get("timedOut", [])],
         "runId": summaries[0]["runId"],
         "startTime": min(s["startTime"] for s in summaries),
+    }
+
+
+def _measures(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The pods' CPU utilisation (their mean) and peak memory per worker (the highest), when measured."""
+    used = [float(s[UTILIZATION]) for s in summaries if UTILIZATION in s]
+    peaks = [int(s[PEAK_MEMORY]) for s in summaries if PEAK_MEMORY in s]
+    return {
+        **({UTILIZATION: round(sum(used) / len(used), 3)} if used else {}),
+        **({PEAK_MEMORY: max(peaks)} if peaks else {}),
     }
 
 

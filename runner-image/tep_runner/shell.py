@@ -24,8 +24,15 @@ from typing import IO, Any, TextIO
 
 from filelock import FileLock
 
-from tep_runner import gitclone, history, retention, shards, stopping
-from tep_runner.command import outside_file, pytest_command, record_file, split_file, stop_file
+from tep_runner import adaptive, cgroup, durations, gitclone, history, htmlreport, retention, shards, stopping
+from tep_runner.command import (
+    durations_file,
+    outside_file,
+    pytest_command,
+    record_file,
+    split_file,
+    stop_file,
+)
 from tep_runner.message import termination_message
 from tep_runner.record import Record, read_record
 from tep_runner.runid import run_id_for
@@ -137,31 +144,63 @@ class _Run:
             return self._empty("Error", stopping.stop_reason(self.stop_cause, ()))
         self.record_file, self.stop_file = record_file(tmp), stop_file(tmp)
         log = self.out_dir / "pytest.log"
+        # The plan's history is the durations store: read once here, handed to every pytest process.
+        records = history.read_records(self.plan_dir)
+        expected = durations.from_history(records)
+        if expected:
+            durations_file(tmp).write_text(durations.dumps(expected))
+        s = self._workers(records)
+        in_pod = "KUBERNETES_SERVICE_HOST" in self.env  # the kubelet sets it in every container
+        cpus, cpu_before = cgroup.cpu_limit(), cgroup.cpu_seconds(in_pod)
         began = time.monotonic()
-        code = self._stream(pytest_command(s, self.out_dir, tmp, sys.executable, bounded=False), log)
+
+        def command(bounded: bool) -> list[str]:
+            return pytest_command(
+                s, self.out_dir, tmp, sys.executable, bounded=bounded, durations=bool(expected)
+            )
+
+        code = self._stream(command(False), log)
         if outside_file(tmp).exists():
             found = outside_file(tmp).read_text()
             self._say(
                 f"ignoring {found}: it lies above the source root {s.source_root}, where a pod has nothing"
             )
             # The same run's second start: its deadline and a signal stop it as they would the first.
-            code = self._stream(pytest_command(s, self.out_dir, tmp, sys.executable, bounded=True), log)
+            code = self._stream(command(True), log)
         duration = time.monotonic() - began
+        measures = {
+            adaptive.UTILIZATION: round(
+                (cgroup.cpu_seconds(in_pod) - cpu_before) / max(duration * cpus, 1e-9), 3
+            ),
+            adaptive.PEAK_MEMORY: cgroup.peak_child_memory(),
+        }
         split = split_file(tmp)
         report = "report.html" if (self.out_dir / "report.html").exists() else "pytest.log"
-        return summarize(
-            record=self._record(),
-            split=json.loads(split.read_text()) if split.exists() else {},
-            log_text=log.read_text(errors="replace"),
-            exit_code=code,
-            duration_seconds=duration,
-            shard=s.shard_index,
-            shards=s.shards,
-            report_path=str(self.rel_dir / report),
-            run_id=self.run_id,
-            start_time=self.start.isoformat(),
-            stopped_by=self.stop_cause if self.stopped_pytest else "",
+        return (
+            summarize(
+                record=self._record(),
+                split=json.loads(split.read_text()) if split.exists() else {},
+                log_text=log.read_text(errors="replace"),
+                exit_code=code,
+                duration_seconds=duration,
+                shard=s.shard_index,
+                shards=s.shards,
+                report_path=str(self.rel_dir / report),
+                run_id=self.run_id,
+                start_time=self.start.isoformat(),
+                stopped_by=self.stop_cause if self.stopped_pytest else "",
+            )
+            | measures
         )
+
+    def _workers(self, records: list[dict[str, Any]]) -> Settings:
+        """The settings with `workers: adaptive` resolved to a count, the choice said in the run's log."""
+        s = self.settings
+        if s.workers != adaptive.ADAPTIVE:
+            return s
+        decision = adaptive.decide(records, cgroup.cpu_limit(), s.max_workers, cgroup.memory_limit())
+        self._say(f"workers: adaptive: {decision.reason}")
+        return replace(s, workers=decision.workers)
 
     def _stream(self, command: list[str], log_path: Path) -> int:
         """Run a command in the tests folder; its output goes to `out` as it comes and into `log_path`.
@@ -273,13 +312,37 @@ class _Run:
             run = shards.merge_summaries(summaries, str(self.rel_dir.parent / "report.html"))
             junits = [p.with_name("junit.xml") for p in paths if p.with_name("junit.xml").exists()]
             _write_atomic(self.run_dir / "junit.xml", shards.merge_junit([j.read_text() for j in junits]))
-            _write_atomic(self.run_dir / "report.html", shards.index_html(run, summaries))
+            _write_atomic(self.run_dir / "report.html", self._merged_report(run, summaries))
             logs = [p.with_name("pytest.log") for p in paths if p.with_name("pytest.log").exists()]
             text = [f"===== shard {i} =====\n{log.read_text(errors='replace')}" for i, log in enumerate(logs)]
             _write_atomic(self.run_dir / "pytest.log", "".join(text))
             _write_atomic(self.run_dir / "summary.json", json.dumps(run, indent=2))
             history.write_run(self.plan_dir, self.run_dir, self.settings, self._say)
             self._say(f"merged {n} shards: {run['result']}")
+
+    def _merged_report(self, run: Mapping[str, Any], summaries: list[dict[str, Any]]) -> str:
+        """One pytest-html report of every shard's results (htmlreport.py); the index of the shards' own
+        reports when a shard has none (it broke before pytest ran)."""
+        reports = []
+        for i in range(self.settings.shards):
+            folder = self.run_dir / f"shard-{i}"
+            if not (folder / "report.html").exists():
+                return shards.index_html(run, summaries)
+            junit = folder / "junit.xml"
+            reruns = htmlreport.reruns_from_junit(junit.read_text()) if junit.exists() else None
+            reports.append(htmlreport.ShardReport(i, (folder / "report.html").read_text(), reruns))
+        lines = [
+            f"{run['shards']} shards, split by duration; the slowest took {run['imbalance']:.2f} x the mean",
+            *(
+                f"shard {s['shard']}: {s['result']}, {s['total']} tests, {s['durationSeconds']:.1f} s"
+                for s in summaries
+            ),
+        ]
+        try:
+            return htmlreport.merge(reports, float(run["durationSeconds"]), lines)
+        except ValueError as e:  # a report pytest-html did not finish (pytest killed)
+            self._say(f"merged report: {e}; writing an index of the shards' reports")
+            return shards.index_html(run, summaries)
 
     def _empty(self, result: str, reason: str) -> dict[str, Any]:
         s = self.settings

@@ -89,3 +89,24 @@ def test_a_shard_names_its_share_to_the_plugin():
 def test_options_the_runner_owns_are_refused_by_name(args, named):
     with pytest.raises(SettingsError, match=f"^TEP_PYTEST_ARGS: .*{named}"):
         settings_from_env(BASE | {"TEP_PYTEST_ARGS": args})
+
+
+@pytest.mark.parametrize(
+    ("dist", "order", "schedule"),
+    [
+        ("load", "duration", []),
+        ("loadfile", "duration", ["--no-loadscope-reorder"]),
+        ("worksteal", "duration", []),
+        ("load", "collection", []),
+    ],
+)
+def test_recorded_durations_are_handed_to_the_plugin_with_the_scheduling_they_need(dist, order, schedule):
+    settings = settings_from_env(BASE | {"TEP_DIST": dist, "TEP_ORDER": order, "TEP_PYTEST_ARGS": '["-x"]'})
+    command = pytest_command(settings, OUT, TMP, "python3", bounded=False, durations=True)
+    assert command[-2:] == ["--tep-durations=/tmp/x/durations.json", f"--tep-order={order}"]
+    # Before the plan's own args, which may set them otherwise.
+    assert command[5 : 5 + len(schedule)] == schedule and command[5 + len(schedule)] == "-x"
+    without = pytest_command(settings, OUT, TMP, "python3", bounded=False)
+    assert not [
+        a for a in without if "durations" in a or a in ("--maxschedchunk=1", "--no-loadscope-reorder")
+    ]

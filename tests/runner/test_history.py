@@ -45,6 +45,18 @@ def test_build_record_reads_a_summary_tolerantly_and_marks_timed_out_tests():
     assert record["tests"]["test_a.py::test_hang"] == ["failed", 0.0]
     assert record["tests"]["test_a.py::test_ok"] == ["passed", 0.5]
     assert history.parse(history.dumps([record])) == [record]
+    assert "cpuUtilization" not in record
+
+
+def test_build_record_keeps_the_runs_measures():
+    summary = {"runId": "r1", "result": "Passed", "cpuUtilization": 0.25, "peakMemoryPerWorker": 1 << 26,
+               "imbalance": 1.04, "workers": 4}  # fmt: skip
+    record = history.build_record(summary, {}, history.TRIGGER_LOCAL)
+    assert (record["cpuUtilization"], record["peakMemoryPerWorker"], record["imbalance"]) == (
+        0.25,
+        1 << 26,
+        1.04,
+    )
 
 
 def test_append_replaces_the_same_run_and_trims_by_count_and_age():

@@ -8,6 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tep_runner.htmlreport import parse
 from tep_runner.message import MAX_BYTES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -41,9 +42,10 @@ def test_all_pass_with_auto_workers(run_runner, write_suite, monkeypatch):
         "v": 1, "result": "Passed", "total": 6, "passed": 6, "failed": 0, "errors": 0, "skipped": 0,
         "xfailed": 0, "xpassed": 0, "flaky": 0, "durationSeconds": result.message["durationSeconds"],
         "workers": 2, "shard": 0, "shards": 1, "reportPath": "qa/demo/20251124T160000Z-29400000/report.html",
-        "failedTests": [],
+        "failedTests": [], "cpuUtilization": result.message["cpuUtilization"],
     }  # fmt: skip
     assert 0 < result.message["durationSeconds"] < 60
+    assert 0 <= result.message["cpuUtilization"] == result.summary()["cpuUtilization"]
     summary = result.summary()
     assert (summary["total"], summary["pytestExitCode"], summary["runId"]) == (6, 0, run_dir.name)
     assert len(ET.parse(run_dir / "junit.xml").getroot().findall(".//testcase")) == 6
@@ -234,8 +236,13 @@ def test_two_shards_into_one_run_folder(runner_env, write_suite, tmp_path):
     )
     assert run["failedTests"] == ["test_more.py::test_bad"]
     assert len(ET.parse(run_dir / "junit.xml").getroot().findall(".//testcase")) == 8
-    page = (run_dir / "report.html").read_text()
-    assert 'href="shard-0/report.html"' in page and (run_dir / "shard-1" / "report.html").exists()
+    # One pytest-html report of both shards (tep_runner.htmlreport), each test with the shard that ran it.
+    page = parse((run_dir / "report.html").read_text())
+    shard_of = {test: rows[-1]["shard"] for test, rows in page.data["tests"].items()}
+    assert len(shard_of) == 8 and sorted(set(shard_of.values())) == ["0", "1"]
+    assert [r["result"] for r in page.data["tests"]["test_more.py::test_bad"]] == ["Failed"]
+    assert (run_dir / "shard-1" / "report.html").exists()
+    assert run["imbalance"] >= 1.0
 
 
 def test_invalid_settings_exit_2_and_say_which(tmp_path, runner_env, write_suite):

@@ -1,19 +1,20 @@
 import xml.etree.ElementTree as ET
 
-from tep_runner.shards import COUNTS, index_html, merge_junit, merge_summaries, split
+from tep_runner.balance import share
+from tep_runner.shards import COUNTS, index_html, merge_junit, merge_summaries
 
 IDS = [f"test_{f}.py::test_{i}" for f in "cab" for i in range(7)]
 
 
-def test_split_is_complete_disjoint_fair_and_order_independent():
-    parts = [split(IDS, 3, i) for i in range(3)]
+def test_split_without_history_is_complete_disjoint_fair_and_order_independent():
+    parts = [share(IDS, {}, 3, i) for i in range(3)]
     assert sorted(i for part in parts for i in part) == sorted(IDS)
     assert {len(p) for p in parts} == {7}
-    assert parts == [split(list(reversed(IDS)), 3, i) for i in range(3)]
+    assert [set(p) for p in parts] == [set(share(list(reversed(IDS)), {}, 3, i)) for i in range(3)]
 
 
 def test_more_shards_than_tests():
-    assert [split(["a::t"], 3, i) for i in range(3)] == [["a::t"], [], []]
+    assert [share(["a::t"], {}, 3, i) for i in range(3)] == [["a::t"], [], []]
 
 
 def junit(*cases):
@@ -52,6 +53,13 @@ def test_merge_summaries():
         1,
         4,
     )
+    assert run["imbalance"] == round(11.0 / 10.5, 3)  # durations 10 s and 11 s
+    assert "cpuUtilization" not in run  # not measured
+    measured = merge_summaries(
+        [shard(0, "Passed") | {"cpuUtilization": 0.2, "peakMemoryPerWorker": 5},
+         shard(1, "Passed") | {"cpuUtilization": 0.4, "peakMemoryPerWorker": 7}], "p",
+    )  # fmt: skip
+    assert (measured["cpuUtilization"], measured["peakMemoryPerWorker"]) == (0.3, 7)
     assert (run["durationSeconds"], run["shards"], run["failedTests"], run["reportPath"]) == (
         11.0,
         2,

@@ -203,7 +203,17 @@ def test_bad_workers(workers: object) -> None:
     with pytest.raises(PlanError) as info:
         read_plan(plan_body(pytest={"workers": workers}))
     assert info.value.reason == "InvalidWorkers"
-    assert 'spec.pytest.workers: must be "auto" or a whole number >= 1' in str(info.value)
+    assert 'spec.pytest.workers: must be "auto", "adaptive" or a whole number >= 1' in str(info.value)
+
+
+def test_adaptive_workers_max_workers_and_order() -> None:
+    plan = read_plan(plan_body(pytest={"workers": "adaptive", "maxWorkers": 6, "order": "collection"}))
+    assert (plan.workers, plan.max_workers, plan.order) == ("adaptive", 6, "collection")
+    assert (read_plan(plan_body()).order, read_plan(plan_body()).max_workers) == ("duration", None)
+    with pytest.raises(PlanError, match=r"spec.pytest.maxWorkers: applies only with workers: \"adaptive\""):
+        read_plan(plan_body(pytest={"workers": 2, "maxWorkers": 6}))
+    with pytest.raises(PlanError, match=r"spec\.pytest\.order: 'fastest' is not one of duration, collection"):
+        read_plan(plan_body(pytest={"order": "fastest"}))
 
 
 @pytest.mark.parametrize("workers", [1, 8, "3", "auto"])
