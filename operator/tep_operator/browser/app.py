@@ -223,13 +223,19 @@ async def run_page(request: web.Request) -> web.Response:
     )  # fmt: skip
 
 
-async def test_page(request: web.Request) -> web.Response:
+def _test(request: web.Request) -> tuple[str, str, str, list[model.Run], model.GridRow]:
+    """The test of the URL (`?id=`) and its row over the plan's window of runs."""
     ns, plan, data = _plan(request)
     test = request.query.get("id", "")
     window = _window(request, data.runs)
     row = next((r for r in model.grid_rows(window) if r.test == test), None)
     if row is None:
         raise web.HTTPNotFound(reason=f"No test {test!r} in the last {len(window)} runs of {ns}/{plan}.")
+    return ns, plan, test, window, row
+
+
+async def test_page(request: web.Request) -> web.Response:
+    ns, plan, test, window, row = _test(request)
     oldest = [(r, s) for r, s in zip(reversed(window), reversed(row.seconds), strict=True) if s is not None]
     return _page(
         request, "test.html", ns=ns, plan=plan, test=test, row=row, window=window,
@@ -297,12 +303,7 @@ async def api_run(request: web.Request) -> web.Response:
 
 
 async def api_test(request: web.Request) -> web.Response:
-    ns, plan, data = _plan(request)
-    test = request.query.get("id", "")
-    window = _window(request, data.runs)
-    row = next((r for r in model.grid_rows(window) if r.test == test), None)
-    if row is None:
-        raise web.HTTPNotFound(reason=f"No test {test!r} in the last {len(window)} runs of {ns}/{plan}.")
+    ns, plan, _, window, row = _test(request)
     return _json(
         {
             "namespace": ns,
