@@ -72,13 +72,18 @@ def tests_from_junit(xml_text: str) -> dict[str, Result]:
     is flaky (summary.json's flaky: "rerun", then "passed"); otherwise the worst attempt decides. The
     duration is the sum over attempts.
     """
+    return {key: _result(cases) for key, cases in junit_attempts(xml_text).items()}
+
+
+def junit_attempts(xml_text: str) -> dict[str, list[ET.Element]]:
+    """Each test's <testcase> elements, by node id: pytest-rerunfailures leaves one per attempt."""
     groups: dict[str, list[ET.Element]] = {}
     for case in ET.fromstring(xml_text).iter("testcase"):
         if not case.get("name"):  # the test running when pytest was interrupted leaves an empty <testcase/>
             continue
         key = nodeid(case.get("file", ""), case.get("classname", ""), case.get("name", ""))
         groups.setdefault(key, []).append(case)
-    return {key: _result(cases) for key, cases in groups.items()}
+    return groups
 
 
 def nodeid(file: str, classname: str, name: str) -> str:

@@ -14,7 +14,6 @@ import datetime
 import html
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest_html
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pytest_html.basereport import _format_duration
 
-from tep_runner.history import nodeid as junit_nodeid
+from tep_runner.history import junit_attempts
 
 RESOURCES = Path(pytest_html.__file__).parent / "resources"
 RERUN = "rerun"
@@ -72,12 +71,7 @@ def parse(text: str) -> Page:
 
 def reruns_from_junit(xml_text: str) -> dict[str, int]:
     """node id -> rerun attempts: pytest-rerunfailures leaves one <testcase> per attempt."""
-    attempts: dict[str, int] = {}
-    for case in ET.fromstring(xml_text).iter("testcase"):
-        if case.get("name"):
-            key = junit_nodeid(case.get("file", ""), case.get("classname", ""), case.get("name", ""))
-            attempts[key] = attempts.get(key, 0) + 1
-    return {key: count - 1 for key, count in attempts.items() if count > 1}
+    return {key: len(cases) - 1 for key, cases in junit_attempts(xml_text).items() if len(cases) > 1}
 
 
 def merge(shards: Sequence[ShardReport], duration_seconds: float, summary_lines: Sequence[str] = ()) -> str:
