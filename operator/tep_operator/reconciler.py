@@ -68,9 +68,17 @@ def update_status(
 class Reconciler:
     """What the handlers do, with the client and configuration of one operator."""
 
-    def __init__(self, config: OperatorConfig, kube: Kube) -> None:
+    def __init__(
+        self,
+        config: OperatorConfig,
+        kube: Kube,
+        on_applied: Callable[[Mapping[str, Any]], None] = lambda live: None,
+    ) -> None:
         self.config = config
         self.kube = kube
+        # told each CronJob as our apply left it: the plan's next event (our own status write,
+        # seconds before kopf reaches the CronJob's watch event) then sees it, not "no CronJob"
+        self.on_applied = on_applied
         # resourceVersion of our own last apply per CronJob: its watch event needs no drift check
         self.applied: dict[tuple[str, str], str] = {}
         # lastScheduleTime already copied per plan: a CronJob's other events need no read
@@ -84,6 +92,7 @@ class Reconciler:
         result = self.kube.apply_cronjob(manifest)
         metadata = result["metadata"]
         self.applied[(metadata["namespace"], metadata["name"])] = metadata.get("resourceVersion", "")
+        self.on_applied(result)
 
     def own_write(self, cronjob: Mapping[str, Any]) -> bool:
         metadata = cronjob["metadata"]
