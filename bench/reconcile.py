@@ -53,7 +53,7 @@ import kubernetes
 import yaml
 
 from tep_operator import names
-from tep_operator.client import LIST_PAGE_SIZE, load_configuration
+from tep_operator.client import LIST_PAGE_SIZE
 from tep_operator.config import OperatorConfig, config_from_env
 from tep_operator.cronjob import render_cronjob
 from tep_operator.plan import read_plan
@@ -123,7 +123,7 @@ def emulator_server(workdir: pathlib.Path, label: str) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def cluster_server(kubeconfig: pathlib.Path, label: str) -> Iterator[Server]:
-    api = kubernetes.client.ApiClient(load_configuration(str(kubeconfig)))
+    api = cluster_client(kubeconfig)
     core = kubernetes.client.CoreV1Api(api)
     namespace = f"tep-bench-{label}-{secrets.token_hex(3)}"
     core.create_namespace({"metadata": {"name": namespace}})
@@ -133,9 +133,16 @@ def cluster_server(kubeconfig: pathlib.Path, label: str) -> Iterator[Server]:
         core.delete_namespace(namespace, propagation_policy="Background")
 
 
+def cluster_client(kubeconfig: pathlib.Path) -> kubernetes.client.ApiClient:
+    """The plain client of a cluster (the `kubernetes` package, of the test extra)."""
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return kubernetes.client.ApiClient(configuration)
+
+
 def ensure_crd(kubeconfig: pathlib.Path) -> bool:
     """Install the TestPlan CRD if missing; True if this call installed it."""
-    api = kubernetes.client.ApiClient(load_configuration(str(kubeconfig)))
+    api = cluster_client(kubeconfig)
     ext = kubernetes.client.ApiextensionsV1Api(api)
     try:
         ext.read_custom_resource_definition(CRD_NAME)
@@ -154,7 +161,7 @@ def ensure_crd(kubeconfig: pathlib.Path) -> bool:
 
 
 def remove_crd(kubeconfig: pathlib.Path) -> None:
-    api = kubernetes.client.ApiClient(load_configuration(str(kubeconfig)))
+    api = cluster_client(kubeconfig)
     kubernetes.client.ApiextensionsV1Api(api).delete_custom_resource_definition(CRD_NAME)
 
 

@@ -82,18 +82,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _kube(kubeconfig: str | None) -> Any:
-    from tep_operator.client import Kube, load_configuration
+    from tep_operator import connection
+    from tep_operator.client import Kube
 
-    return Kube(load_configuration(kubeconfig))
+    return Kube(connection.load(kubeconfig))
 
 
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return str(args.namespace)
     try:
-        from tep_operator.client import kubeconfig_namespace
+        from tep_operator.connection import current_namespace
 
-        return kubeconfig_namespace(args.kubeconfig) or "default"
+        return current_namespace(args.kubeconfig) or "default"
     except Exception:  # no kubeconfig: in-cluster or nothing; the default namespace then
         return "default"
 

@@ -1,21 +1,26 @@
 """The one place that talks to the Kubernetes API, for the operator and the CLI.
 
-Built on the official `kubernetes` client. Calls are synchronous; kopf runs the handlers
-that use them in its thread pool.
+Plain JSON over HTTP (urllib3), not the official `kubernetes` package: the operator reads and
+writes the raw camelCase dicts the API serves, which its pure core works on, so the package's
+models (imported with its ApiClient: about 24 MB of RSS) and its per-call argument checks
+(pydantic: a fifth of the operator's CPU per plan) bought nothing. Calls are synchronous; kopf
+runs the handlers that use them in its thread pool, which shares one pool of connections.
+Where the API is and who we are: tep_operator.connection.
 """
 
 import base64
 import datetime
 import json
 import socket
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
 
-import kubernetes
 import urllib3
-from kubernetes.client import ApiClient, ApiException, BatchV1Api, Configuration, CoreV1Api, CustomObjectsApi
 
 from tep_operator import names
+from tep_operator.connection import ConfigError, Connection
 
 FIELD_MANAGER = "tep-operator"
 MERGE_PATCH = "application/merge-patch+json"
@@ -24,61 +29,48 @@ MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's peering resources
 # Objects per LIST response (limit/continue): a list of 10,000 objects is never one body.
 LIST_PAGE_SIZE = 500
+# Kept-alive connections: kopf's handler threads, the resync, the notifier, the CLI's one.
+POOL_SIZE = 32
+TIMEOUT = urllib3.Timeout(connect=10, read=60)
 
-__all__ = ["ApiException", "Kube", "load_configuration"]
+PLANS = f"/apis/{names.GROUP}/{names.VERSION}"
+BATCH = "/apis/batch/v1"
+CORE = "/api/v1"
 
-# kubernetes.config has no annotations: the functions of it we call, typed once here.
-_load_kube_config = cast(Callable[..., None], kubernetes.config.load_kube_config)
-_load_incluster_config = cast(Callable[..., None], kubernetes.config.load_incluster_config)
-_list_kube_config_contexts = cast(
-    Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]], kubernetes.config.list_kube_config_contexts
-)
+__all__ = ["ApiException", "Kube"]
 
 
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
-    """A client configuration: the given kubeconfig, else in-cluster, else the default kubeconfig."""
-    configuration = Configuration()
-    if kubeconfig:
-        _load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-        return configuration
+class ApiException(Exception):
+    """The API server answered with an error: `status` (HTTP), `reason`, `body` (its Status JSON)."""
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        super().__init__(f"({status}) {reason}: {_message(body) or body[:200]}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+def _message(body: str) -> str | None:
     try:
-        _load_incluster_config(client_configuration=configuration)
-    except kubernetes.config.ConfigException:
-        _load_kube_config(context=context, client_configuration=configuration)
-    return configuration
-
-
-def kubeconfig_namespace(kubeconfig: str | None) -> str | None:
-    """The namespace of the kubeconfig's current context, if it names one."""
-    _, context = _list_kube_config_contexts(config_file=kubeconfig)
-    namespace = (context.get("context") or {}).get("namespace")
-    return str(namespace) if namespace else None
-
-
-def bearer_token(configuration: Configuration) -> str | None:
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
-    return header.split(" ", 1)[-1] if header else None
+        message = json.loads(body or "{}").get("message")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return str(message) if message else None
 
 
 def describe_error(exc: BaseException) -> str | None:
     """One line for a user about a failed API call or a missing kubeconfig; None if neither."""
-    if isinstance(exc, kubernetes.config.ConfigException):
+    if isinstance(exc, ConfigError):
         return f"no cluster configured: {exc}"
     if not isinstance(exc, ApiException):
         return None
-    try:
-        detail = json.loads(exc.body or "{}").get("message") or exc.reason
-    except (TypeError, ValueError):
-        detail = exc.reason
-    return f"the API server answered {exc.status}: {detail}"
+    return f"the API server answered {exc.status}: {_message(exc.body) or exc.reason}"
 
 
 def is_transient(exc: BaseException) -> bool:
     """An API that did not answer this time: throttled (429), failing (5xx) or unreachable."""
     if isinstance(exc, ApiException):
-        return exc.status == 429 or (exc.status or 0) >= 500
+        return exc.status == 429 or exc.status >= 500
     return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
@@ -86,28 +78,74 @@ def is_status(exc: ApiException, *codes: int) -> bool:
     return isinstance(exc, ApiException) and exc.status in codes
 
 
+def _q(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _in(namespace: str | None) -> str:
+    """The path part of a namespaced resource, or nothing: every namespace."""
+    return f"/namespaces/{_q(namespace)}" if namespace else ""
+
+
 class Kube:
     """Typed access to the few objects tep-operator reads and writes."""
 
-    def __init__(self, configuration: Configuration) -> None:
-        self.configuration = configuration
-        self.api = ApiClient(configuration)
-        self.batch = BatchV1Api(self.api)
-        self.core = CoreV1Api(self.api)
-        self.custom = CustomObjectsApi(self.api)
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        context = ssl.create_default_context(cafile=connection.ca_file, cadata=connection.ca_data)
+        if connection.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        cert_file, key_file = connection.client_certificate()
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+        # urllib3's default retries: a connection that failed (or was found closed) before a
+        # request went out is retried; a request that went out is not, unless idempotent
+        self.http = urllib3.PoolManager(maxsize=POOL_SIZE, ssl_context=context, timeout=TIMEOUT)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: Mapping[str, str | int | None] | None = None,
+    ) -> dict[str, Any]:
+        """One request; the JSON answer. An error status raises ApiException."""
+        headers = {"Accept": "application/json", "User-Agent": names.MANAGER}
+        token = self.connection.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        elif self.connection.username:
+            credentials = f"{self.connection.username}:{self.connection.password or ''}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body, separators=(",", ":")).encode()
+        params = {key: value for key, value in (query or {}).items() if value is not None}
+        url = self.connection.server + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        response = self.http.request(method, url, body=data, headers=headers)
+        if response.status >= 400:
+            raise ApiException(response.status, response.reason or "", response.data.decode(errors="replace"))
+        return json.loads(response.data) if response.data else {}
+
+    def _paged(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a LIST, fetched LIST_PAGE_SIZE at a time (limit/continue)."""
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            query = {"labelSelector": label_selector, "limit": LIST_PAGE_SIZE, "continue": token}
+            page = self._call("GET", path, query=query)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
     # TestPlans
 
-    # The client's custom-object calls are typed as returning `object`: they return the
-    # JSON body as a dict.
-
     def get_plan(self, namespace: str, name: str) -> dict[str, Any]:
-        return cast(
-            dict[str, Any],
-            self.custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL, name
-            ),
-        )
+        return self._call("GET", f"{PLANS}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}")
 
     def find_plan(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The plan, or None if it does not exist (any more)."""
@@ -119,11 +157,7 @@ class Kube:
             raise
 
     def list_plans(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        if namespace:
-            return _paged(
-                self.custom.list_namespaced_custom_object, names.GROUP, names.VERSION, namespace, names.PLURAL
-            )
-        return _paged(self.custom.list_cluster_custom_object, names.GROUP, names.VERSION, names.PLURAL)
+        return self._paged(f"{PLANS}{_in(namespace)}/{names.PLURAL}")
 
     def patch_plan_status(
         self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
@@ -132,21 +166,13 @@ class Kube:
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return cast(
-            dict[str, Any],
-            self.custom.patch_namespaced_custom_object_status(
-                names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
-            ),
-        )
+        path = f"{PLANS}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}/status"
+        return self._call("PATCH", path, body, MERGE_PATCH)
 
     def annotate_plan(self, namespace: str, name: str, annotations: Mapping[str, str]) -> dict[str, Any]:
         body = {"metadata": {"annotations": dict(annotations)}}
-        return cast(
-            dict[str, Any],
-            self.custom.patch_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, _content_type=MERGE_PATCH
-            ),
-        )
+        path = f"{PLANS}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}"
+        return self._call("PATCH", path, body, MERGE_PATCH)
 
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on `obj` (a TestPlan), sent now: nothing waits in a queue that a
@@ -158,6 +184,8 @@ class Kube:
         if metadata.get("uid"):
             involved["uid"] = metadata["uid"]
         event = {
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"generateName": f"{metadata['name'][:200]}.", "namespace": metadata["namespace"]},
             "involvedObject": involved,
             "type": type_,
@@ -170,20 +198,13 @@ class Kube:
             "reportingComponent": names.MANAGER,
             "reportingInstance": socket.gethostname(),
         }
-        # A dict body is sent as it is; the client's annotation names only its model class.
-        self.core.create_namespaced_event(metadata["namespace"], cast(Any, event), _preload_content=False)
+        self._call("POST", f"{CORE}/namespaces/{_q(metadata['namespace'])}/events", event)
 
     def peering_status(self, name: str, namespace: str | None) -> dict[str, Any]:
         """The keep-alives in kopf's KopfPeering (namespace) or ClusterKopfPeering object."""
-        if namespace:
-            body = self.custom.get_namespaced_custom_object(
-                PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", name
-            )
-        else:
-            body = self.custom.get_cluster_custom_object(
-                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name
-            )
-        return dict(cast(dict[str, Any], body).get("status") or {})
+        plural = "kopfpeerings" if namespace else "clusterkopfpeerings"
+        path = f"/apis/{PEERING_GROUP}/{PEERING_VERSION}{_in(namespace)}/{plural}/{_q(name)}"
+        return dict(self._call("GET", path).get("status") or {})
 
     # CronJobs and Jobs
 
@@ -191,62 +212,54 @@ class Kube:
         """Server-side apply: owns exactly the fields we render, leaves other managers' fields
         alone, and takes ours back (force) when somebody edited them by hand."""
         metadata = manifest["metadata"]
-        result = self.batch.patch_namespaced_cron_job(
-            metadata["name"],
-            metadata["namespace"],
-            dict(manifest),
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=APPLY_PATCH,
-            _preload_content=False,
+        path = f"{BATCH}/namespaces/{_q(metadata['namespace'])}/cronjobs/{_q(metadata['name'])}"
+        # JSON is YAML: the apply body is sent as JSON
+        return self._call(
+            "PATCH", path, manifest, APPLY_PATCH, {"fieldManager": FIELD_MANAGER, "force": "true"}
         )
-        return _json(result)
 
     def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        return _json(
-            self.batch.create_namespaced_job(
-                manifest["metadata"]["namespace"],
-                cast(Any, dict(manifest)),  # a dict body is sent as it is (see post_event)
-                field_manager=FIELD_MANAGER,
-                _preload_content=False,
-            )
-        )
+        path = f"{BATCH}/namespaces/{_q(manifest['metadata']['namespace'])}/jobs"
+        return self._call("POST", path, manifest, query={"fieldManager": FIELD_MANAGER})
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            self._call(
+                "DELETE",
+                f"{BATCH}/namespaces/{_q(namespace)}/jobs/{_q(name)}",
+                query={"propagationPolicy": "Background"},
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Our Jobs, in `namespace` or (None) in every namespace."""
-        if namespace:
-            return _paged(self.batch.list_namespaced_job, namespace, label_selector=MANAGED)
-        return _paged(self.batch.list_job_for_all_namespaces, label_selector=MANAGED)
+        return self._paged(f"{BATCH}{_in(namespace)}/jobs", MANAGED)
 
     def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Our CronJobs, in `namespace` or (None) in every namespace."""
-        if namespace:
-            return _paged(self.batch.list_namespaced_cron_job, namespace, label_selector=MANAGED)
-        return _paged(self.batch.list_cron_job_for_all_namespaces, label_selector=MANAGED)
+        return self._paged(f"{BATCH}{_in(namespace)}/cronjobs", MANAGED)
 
     def list_job_pods(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The pods the Job controls: labelled with its uid and owned by it (as the Job
         controller itself claims them), on every Kubernetes version."""
         uid = job["metadata"]["uid"]
-        selector = f"{names.LABEL_CONTROLLER_UID}={uid}"
-        response = self.core.list_namespaced_pod(
-            job["metadata"]["namespace"], label_selector=selector, _preload_content=False
+        path = f"{CORE}/namespaces/{_q(job['metadata']['namespace'])}/pods"
+        items = (
+            self._call("GET", path, query={"labelSelector": f"{names.LABEL_CONTROLLER_UID}={uid}"}).get(
+                "items"
+            )
+            or []
         )
-        return [pod for pod in _items(response) if controller_uid(pod) == uid]
+        return [pod for pod in items if controller_uid(pod) == uid]
 
     # Secrets (notifications, docs/notifications.md)
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret, decoded; None if the key is absent. A `get`, never a list or
         watch: the operator's RBAC grants only that, only where plans live."""
-        secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        secret = self._call("GET", f"{CORE}/namespaces/{_q(namespace)}/secrets/{_q(name)}")
         value = (secret.get("data") or {}).get(key)
         return base64.b64decode(value).decode() if value is not None else None
 
@@ -255,30 +268,3 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     """The uid of the object's controller (its ownerReference with `controller: true`)."""
     owners = (obj.get("metadata") or {}).get("ownerReferences") or []
     return next((owner.get("uid") for owner in owners if owner.get("controller")), None)
-
-
-def _json(response: Any) -> dict[str, Any]:
-    """The raw JSON body of a `_preload_content=False` response.
-
-    Raw dicts, not the client's model objects: the operator's pure core works on the same
-    camelCase dicts the API serves, and skipping model deserialisation is much cheaper.
-    """
-    return cast(dict[str, Any], json.loads(response.data))
-
-
-def _items(response: Any) -> list[dict[str, Any]]:
-    return list(_json(response).get("items", []))
-
-
-def _paged(list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a LIST, fetched LIST_PAGE_SIZE at a time (limit/continue)."""
-    items: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = _json(
-            list_call(*args, limit=LIST_PAGE_SIZE, _continue=token, _preload_content=False, **kwargs)
-        )
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items

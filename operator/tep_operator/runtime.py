@@ -9,7 +9,7 @@ import kopf
 from kopf._core.engines.peering import Identity  # the NewType of `identity`; kopf does not export it
 
 from tep_operator import handlers, metrics, peering
-from tep_operator.client import Kube, bearer_token
+from tep_operator.client import Kube
 from tep_operator.config import OperatorConfig
 
 
@@ -19,17 +19,21 @@ def build(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
 
     @kopf.on.login(id="login", registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        # The same credentials the client module uses: one kubeconfig, one identity.
-        c = kube.configuration
+        # The same credentials the client module uses: one kubeconfig, one identity. kopf
+        # logs in again after a 401, and so gets the renewed token of a token file or plugin.
+        c = kube.connection
+        certificate, key = c.client_certificate()
         return kopf.ConnectionInfo(
-            server=c.host,
-            ca_path=c.ssl_ca_cert,
-            insecure=not c.verify_ssl,
-            username=c.username or None,
-            password=c.password or None,
-            token=bearer_token(c),
-            certificate_path=c.cert_file,
-            private_key_path=c.key_file,
+            server=c.server,
+            ca_path=c.ca_file,
+            ca_data=c.ca_data,
+            insecure=c.insecure,
+            username=c.username,
+            password=c.password,
+            token=c.bearer_token(),
+            certificate_path=certificate,
+            private_key_path=key,
+            default_namespace=c.namespace,
         )
 
     @kopf.on.startup(id="configure", registry=registry)

@@ -21,8 +21,9 @@ from typing import Any
 import kubernetes
 
 from tep_operator import names, runtime
-from tep_operator.client import Kube, load_configuration
+from tep_operator.client import Kube
 from tep_operator.config import OperatorConfig
+from tep_operator.connection import load as load_connection
 from tests.emulator import Emulator, job_pod, wait_for
 from tests.operator_log import KOPF_SHUTDOWN_RETRY
 
@@ -79,7 +80,7 @@ class OperatorThread:
         self, emulator: Emulator, workdir: pathlib.Path, *, allow_errors: bool = False, **config: Any
     ) -> None:
         kubeconfig = emulator.kubeconfig(workdir / "kubeconfig")
-        self.kube = Kube(load_configuration(str(kubeconfig)))
+        self.kube = Kube(load_connection(str(kubeconfig)))
         self.config = dataclasses.replace(TEST_CONFIG, **config)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()

@@ -16,7 +16,8 @@ import kopf
 import pytest
 
 from tep_operator import names, reconciler
-from tep_operator.client import Kube, load_configuration
+from tep_operator.client import Kube
+from tep_operator.connection import load as load_connection
 from tep_operator.reconciler import Reconciler
 from tests.emulator import Emulator
 from tests.integration.harness import TEST_CONFIG, Cluster, make_plan
@@ -25,7 +26,7 @@ from tests.messages import runner_message as summary
 
 @pytest.fixture()
 def kube_client(kube: Emulator, tmp_path: pathlib.Path) -> Kube:
-    return Kube(load_configuration(str(kube.kubeconfig(tmp_path / "kubeconfig"))))
+    return Kube(load_connection(str(kube.kubeconfig(tmp_path / "kubeconfig"))))
 
 
 @pytest.fixture()
