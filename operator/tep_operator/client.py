@@ -20,7 +20,7 @@ from typing import Any
 import urllib3
 
 from tep_operator import names
-from tep_operator.connection import ConfigError, Connection
+from tep_operator.connection import Connection, KubeconfigError
 
 FIELD_MANAGER = "tep-operator"
 MERGE_PATCH = "application/merge-patch+json"
@@ -60,7 +60,7 @@ def _message(body: str) -> str | None:
 
 def describe_error(exc: BaseException) -> str | None:
     """One line for a user about a failed API call or a missing kubeconfig; None if neither."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, KubeconfigError):
         return f"no cluster configured: {exc}"
     if not isinstance(exc, ApiException):
         return None

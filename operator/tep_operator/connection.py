@@ -29,7 +29,7 @@ TOKEN_REREAD_SECONDS = 60  # a projected token is renewed well before it expires
 EXEC_EARLY_SECONDS = 30  # an exec credential is asked for again this long before it expires
 
 
-class ConfigError(Exception):
+class KubeconfigError(Exception):
     """No cluster configured, or a kubeconfig we cannot use."""
 
 
@@ -99,7 +99,7 @@ def _read_token(path: str | None) -> _Answer:
     try:
         token = pathlib.Path(str(path)).read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read the token file {path}: {exc}") from exc
+        raise KubeconfigError(f"cannot read the token file {path}: {exc}") from exc
     return _Answer(token, None, None, time.monotonic() + TOKEN_REREAD_SECONDS)
 
 
@@ -149,7 +149,7 @@ def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None) -> Co
     name, context_entry, cluster, user = _pick(merged, context)
     server = cluster.get("server")
     if not server:
-        raise ConfigError(f"the cluster of context {name!r} has no server")
+        raise KubeconfigError(f"the cluster of context {name!r} has no server")
     tls = _Files()
     return Connection(
         server=str(server).rstrip("/"),
@@ -178,7 +178,7 @@ def _merged(paths: list[pathlib.Path]) -> dict[str, Any]:
         except FileNotFoundError:
             continue
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read the kubeconfig {path}: {exc}") from exc
+            raise KubeconfigError(f"cannot read the kubeconfig {path}: {exc}") from exc
         found = True
         merged["current-context"] = merged["current-context"] or config.get("current-context")
         for kind, key in (("contexts", "context"), ("clusters", "cluster"), ("users", "user")):
@@ -187,7 +187,7 @@ def _merged(paths: list[pathlib.Path]) -> dict[str, Any]:
                 entry["_dir"] = str(path.resolve().parent)
                 merged[kind].setdefault(item.get("name"), entry)
     if not found:
-        raise ConfigError(f"no kubeconfig at {os.pathsep.join(map(str, paths))} and not in a pod")
+        raise KubeconfigError(f"no kubeconfig at {os.pathsep.join(map(str, paths))} and not in a pod")
     return merged
 
 
@@ -196,13 +196,13 @@ def _pick(
 ) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     name = context or merged["current-context"]
     if not name:
-        raise ConfigError("the kubeconfig sets no current-context (and no --context was given)")
+        raise KubeconfigError("the kubeconfig sets no current-context (and no --context was given)")
     if name not in merged["contexts"]:
-        raise ConfigError(f"the kubeconfig has no context {name!r}")
+        raise KubeconfigError(f"the kubeconfig has no context {name!r}")
     entry = merged["contexts"][name]
     cluster = merged["clusters"].get(entry.get("cluster"))
     if cluster is None:
-        raise ConfigError(f"context {name!r} names cluster {entry.get('cluster')!r}, which is not there")
+        raise KubeconfigError(f"context {name!r} names cluster {entry.get('cluster')!r}, which is not there")
     user = merged["users"].get(entry.get("user"), {}) if entry.get("user") else {}
     return name, entry, cluster, user
 
@@ -253,7 +253,7 @@ def _run_exec(plugin: ExecPlugin) -> _Answer:
         status = json.loads(done.stdout).get("status") or {}
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         detail = getattr(exc, "stderr", None) or exc
-        raise ConfigError(f"the kubeconfig's exec plugin {plugin.command} failed: {detail}") from exc
+        raise KubeconfigError(f"the kubeconfig's exec plugin {plugin.command} failed: {detail}") from exc
     expires = status.get("expirationTimestamp")
     until = time.monotonic() + 3600 * 24 * 365
     if expires:

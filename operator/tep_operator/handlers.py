@@ -125,8 +125,11 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             metrics.forget_plan(namespace, name)
             reconciler.applied.pop((namespace, names.cronjob_name(name)), None)
             reconciler.schedules.pop((namespace, name), None)
+            reconciler.reconciled.pop((namespace, name), None)
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
+        if event.get("type") == "MODIFIED" and reconciler.own_status_write(body):
+            return  # our own status write coming back
         seen.plan_seen(body)
         if listed(event):
             listing["handled"] += 1

@@ -11,7 +11,7 @@ and send it with that resourceVersion, retrying on a conflict. Nothing is lost t
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import kopf
 
@@ -36,10 +36,16 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def update_status(
-    kube: Kube, body: Mapping[str, Any], compute: StatusFn
-) -> tuple[Mapping[str, Any], dict[str, Any]] | None:
-    """Apply `compute(plan)` to the plan's status, optimistically; the (plan, patch) written.
+class Written(NamedTuple):
+    """A status write: the plan as it was just before, the patch, and the plan's resourceVersion after."""
+
+    plan: Mapping[str, Any]
+    patch: dict[str, Any]
+    resource_version: str
+
+
+def update_status(kube: Kube, body: Mapping[str, Any], compute: StatusFn) -> Written | None:
+    """Apply `compute(plan)` to the plan's status, optimistically; what was written.
 
     `body` is the plan as last seen; it is re-read only after a conflict.
     """
@@ -49,10 +55,10 @@ def update_status(
         if not patch:
             return None
         try:
-            kube.patch_plan_status(
+            result = kube.patch_plan_status(
                 namespace, name, patch, resource_version=body["metadata"].get("resourceVersion")
             )
-            return body, patch
+            return Written(body, patch, result["metadata"].get("resourceVersion", ""))
         except ApiException as exc:
             if is_status(exc, 404):
                 return None  # deleted since it was read; nothing to record
@@ -83,6 +89,9 @@ class Reconciler:
         self.applied: dict[tuple[str, str], str] = {}
         # lastScheduleTime already copied per plan: a CronJob's other events need no read
         self.schedules: dict[tuple[str, str], str] = {}
+        # resourceVersion of the plan after a reconcile's own status write: its watch event
+        # holds nothing that reconcile did not just handle (see `own_status_write`)
+        self.reconciled: dict[tuple[str, str], str] = {}
         # notifications: sent in the background, never holding up a reconcile (docs/notifications.md)
         self.notifier = delivery.Notifier(
             config, kube, lambda body, compute: update_status(kube, body, compute)
@@ -93,6 +102,15 @@ class Reconciler:
         metadata = result["metadata"]
         self.applied[(metadata["namespace"], metadata["name"])] = metadata.get("resourceVersion", "")
         self.on_applied(result)
+
+    def own_status_write(self, body: Mapping[str, Any]) -> bool:
+        """Whether `body` is the plan exactly as a reconcile's status write left it: the spec,
+        annotations and Jobs that reconcile was working on, plus its status. Reconciling it again
+        would compute the same (what time changes, the resync refreshes; what Jobs change, their
+        own events bring)."""
+        metadata = body["metadata"]
+        version = self.reconciled.get((metadata["namespace"], metadata["name"]))
+        return version is not None and version == metadata.get("resourceVersion")
 
     def own_write(self, cronjob: Mapping[str, Any]) -> bool:
         metadata = cronjob["metadata"]
@@ -138,6 +156,8 @@ class Reconciler:
             return _if_changed(fresh, missed.schedule_patch(plan, old, patch, now(), running, created, live))
 
         written = update_status(self.kube, body, scheduled)
+        if written:
+            self.reconciled[(plan.namespace, plan.name)] = written.resource_version
         self.after_status_write(body, written, logger, plan)
         # Once per spec change: by the writer whose status write moved observedGeneration (the
         # plan as it was just before that write), not by a resync that raced an event for it.
@@ -274,13 +294,13 @@ class Reconciler:
     def after_status_write(
         self,
         body: Mapping[str, Any],
-        written: tuple[Mapping[str, Any], dict[str, Any]] | None,
+        written: Written | None,
         logger: Logger,
         plan: Plan | None,
     ) -> None:
         """After a status write (or none): announce a missed schedule once, refresh the
         per-plan gauges, and hand pending notifications to the background delivery."""
-        seen, patch = written or (body, {})
+        seen, patch = (written.plan, written.patch) if written else (body, {})
         namespace, name = seen["metadata"]["namespace"], seen["metadata"]["name"]
         old = seen.get("status") or {}
         current = {**old, **patch}

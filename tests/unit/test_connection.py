@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tep_operator import connection
-from tep_operator.connection import ConfigError
+from tep_operator.connection import KubeconfigError
 
 
 def b64(text: str) -> str:
@@ -88,16 +88,16 @@ def test_a_list_of_kubeconfigs_the_first_to_name_a_thing_wins_and_a_context_can_
     ],
 )
 def test_a_kubeconfig_that_cannot_be_used_says_why(tmp_path, kwargs, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(KubeconfigError, match=message):
         connection.load(str(write_kubeconfig(tmp_path / "config", **kwargs)))
 
 
 def test_no_kubeconfig_anywhere(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match="no kubeconfig"):
+    with pytest.raises(KubeconfigError, match="no kubeconfig"):
         connection.load()
-    with pytest.raises(ConfigError, match="no context 'x'"):
+    with pytest.raises(KubeconfigError, match="no context 'x'"):
         connection.load(str(write_kubeconfig(tmp_path / "config")), context="x")
 
 
@@ -140,7 +140,7 @@ def test_a_failing_exec_plugin_is_a_config_error(tmp_path):
         {"name": "u", "user": {"exec": {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"]}}}
     ]
     c = connection.load(str(write_kubeconfig(tmp_path / "config", users=users)))
-    with pytest.raises(ConfigError, match="exec plugin"):
+    with pytest.raises(KubeconfigError, match="exec plugin"):
         c.bearer_token()
 
 
