@@ -168,3 +168,17 @@ def test_update_status_of_a_deleted_plan_writes_nothing(cluster: Cluster, kube_c
     stale = cluster.plan()
     cluster.custom.delete_namespaced_custom_object("tep.dev", "v1alpha1", "qa", "testplans", "smoke")
     assert reconciler.update_status(kube_client, stale, lambda fresh: {"phase": "Scheduled"}) is None
+
+
+def test_only_the_plan_as_its_reconcile_wrote_it_counts_as_its_own_write(
+    cluster: Cluster, resync: Reconciler
+) -> None:
+    """The event of a reconcile's own status write is not reconciled again; any other change is."""
+    cluster.create_plan(make_plan())
+    resync.resync_all()
+    written = cluster.plan()
+    assert written["status"]["phase"] == "Scheduled"
+    assert resync.own_status_write(written)
+    cluster.request_run("2026-12-02T01:00:00Z")  # a change by somebody else, after our write
+    assert not resync.own_status_write(cluster.plan())
+    assert not resync.own_status_write(make_plan(name="other"))
