@@ -48,6 +48,7 @@ ENV = {
     "PYTHONPATH": f"{REPO / 'runner-image'}{os.pathsep}{REPO / 'operator'}",
 }
 FIGURES = ("skewed", "io", "shards", "overhead")
+SOURCES = [REPO / "runner-image" / "tep_runner", REPO / "operator" / "tep_operator"]
 results: list[tuple[str, float, str, bool]] = []
 
 
@@ -77,6 +78,14 @@ def timed(command: list[str], env: dict[str, str] | None = None, cwd: Path | Non
         stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
+
+
+def prepare(python: str) -> None:
+    """The bytecode a runner image is built with (runner-image/Dockerfile), for the sources on PYTHONPATH:
+    nothing a run starts may write any (PYTHONDONTWRITEBYTECODE), so without it every process of every run,
+    bare or the runner's, would compile them or rewrite pytest's plugins again."""
+    subprocess.run([python, "-m", "compileall", "-q", *map(str, SOURCES)], check=True)
+    subprocess.run([python, "-m", "tep_runner.precompile"], env=os.environ | ENV, check=True)
 
 
 def bare(python: str, suite: Path, *options: str) -> float:
@@ -283,6 +292,7 @@ def main() -> None:
     args = parser.parse_args()
     args.python = os.path.abspath(args.python)  # the bare runs start in the suite's folder
     print(f"{args.python}, {os.cpu_count()} CPUs, {load()}")
+    prepare(args.python)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         for figure in args.only:
