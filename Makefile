@@ -34,6 +34,7 @@ $(RUN_BIN)/tep: $(RUN_VENV)/lock.txt pyproject.toml $(PACKAGE_FILES)
 	rm -rf build
 	PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(RUN_BIN)/pip install --quiet --disable-pip-version-check \
 	  --no-deps --force-reinstall .
+	$(RUN_BIN)/python -m tep_runner.precompile  # as the image does: pytest's rewritten plugins, cached
 	touch $@
 
 run-venv: $(RUN_BIN)/tep

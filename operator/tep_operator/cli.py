@@ -8,7 +8,7 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tep_operator import names
@@ -195,6 +195,16 @@ def run_line(run: dict[str, Any]) -> str:
 STATUS_COUNTS = ("passed", "failed", "xfailed", "xpassed")  # of the last run; `kubectl describe` has all
 
 
+def _speed(last: Mapping[str, Any]) -> list[str]:
+    """The last run's WORKERS (all its shards'), CPU (cpuUtilization), IMBALANCE (sharded runs), or "-"."""
+    cpu, imbalance = last.get("cpuUtilization"), last.get("imbalance")
+    return [
+        str(last.get("workers", "-")),
+        f"{cpu:.0%}" if isinstance(cpu, int | float) else "-",
+        f"{imbalance:.2f}" if isinstance(imbalance, int | float) else "-",
+    ]
+
+
 def status_rows(plans: Sequence[dict[str, Any]], all_namespaces: bool) -> list[list[str]]:
     header = [
         "NAME",
@@ -203,6 +213,9 @@ def status_rows(plans: Sequence[dict[str, Any]], all_namespaces: bool) -> list[l
         "PHASE",
         "LAST RESULT",
         *(c.upper() for c in STATUS_COUNTS),
+        "WORKERS",
+        "CPU",
+        "IMBALANCE",
         "NEXT RUN",
     ]
     if all_namespaces:
@@ -218,6 +231,7 @@ def status_rows(plans: Sequence[dict[str, Any]], all_namespaces: bool) -> list[l
             status.get("phase", "-"),
             last.get("result", "-"),
             *(str(last.get(count, "-")) for count in STATUS_COUNTS),
+            *_speed(last),
             status.get("nextRunTime") or "-",
         ]
         if all_namespaces:

@@ -24,7 +24,7 @@ from typing import IO, Any, TextIO
 
 from filelock import FileLock
 
-from tep_runner import adaptive, cgroup, durations, gitclone, history, htmlreport, retention, shards, stopping
+from tep_runner import adaptive, cgroup, durations, gitclone, history, retention, shards, stopping
 from tep_runner.command import (
     durations_file,
     outside_file,
@@ -227,10 +227,18 @@ class _Run:
             assert proc.stdout is not None
             reader = threading.Thread(target=self._copy, args=(proc.stdout, log), daemon=True)
             reader.start()
-            while proc.poll() is None and not self.stop_cause:
-                time.sleep(POLL_SECONDS)
+            # Waited for in a thread, so the runner goes on the moment pytest ends (a sleep between polls
+            # would add up to POLL_SECONDS to every run), while this thread watches the clock and the signals.
+            exited = threading.Event()
+
+            def wait() -> None:
+                proc.wait()
+                exited.set()
+
+            threading.Thread(target=wait, daemon=True).start()
+            while not exited.wait(POLL_SECONDS) and not self.stop_cause:
                 self._check_deadline()
-            if proc.poll() is None:
+            if not exited.is_set():
                 self._stop(proc)
             code = proc.wait()
             # A process a test started may still hold the output pipe: the run leaves nothing behind.
@@ -323,6 +331,10 @@ class _Run:
     def _merged_report(self, run: Mapping[str, Any], summaries: list[dict[str, Any]]) -> str:
         """One pytest-html report of every shard's results (htmlreport.py); the index of the shards' own
         reports when a shard has none (it broke before pytest ran)."""
+        # Here, not at the top: it loads pytest, pytest-html and jinja2 (a quarter of a second of CPU), which
+        # only the merging shard needs, after its run; every run would pay it before pytest starts.
+        from tep_runner import htmlreport
+
         reports = []
         for i in range(self.settings.shards):
             folder = self.run_dir / f"shard-{i}"

@@ -25,9 +25,17 @@ def test_status_shows_expected_failures_and_unexpected_passes_apart():
     assert dict(zip(header, row, strict=True)) == {
         "NAME": "smoke", "SCHEDULE": "*/30 * * * *", "ENABLED": "true", "PHASE": "Scheduled",
         "LAST RESULT": "Passed", "PASSED": "6", "FAILED": "0", "XFAILED": "2", "XPASSED": "1",
-        "NEXT RUN": "2026-11-21T20:00:00Z",
+        "WORKERS": "-", "CPU": "-", "IMBALANCE": "-", "NEXT RUN": "2026-11-21T20:00:00Z",
     }  # fmt: skip
     assert format_table([header, row]).splitlines()[0].startswith("NAME ")
+
+
+def test_status_shows_the_last_runs_workers_cpu_use_and_shard_imbalance():
+    last = {"result": "Passed", "workers": 4, "shards": 4, "cpuUtilization": 0.153, "imbalance": 1.04}
+    plan = {"metadata": {"name": "api"}, "spec": {"crontab": "@daily"}, "status": {"lastRun": last}}
+    header, row = status_rows([plan], all_namespaces=False)
+    shown = dict(zip(header, row, strict=True))
+    assert (shown["WORKERS"], shown["CPU"], shown["IMBALANCE"]) == ("4", "15%", "1.04")
 
 
 def test_a_local_run_that_ran_nothing_says_why_not_zero_tests():
