@@ -150,18 +150,19 @@ def container_command(container: dict[str, Any], image: ImageConfig) -> list[str
     return [*image.entrypoint, *container.get("args", image.cmd)]
 
 
-def field_ref(path: str, pod_name: str, labels: dict[str, str]) -> str:
+def field_ref(path: str, pod_name: str, metadata: dict[str, dict[str, str]]) -> str:
     if path == "metadata.name":
         return pod_name
-    found = re.fullmatch(r"metadata\.labels\['([^']+)'\]", path)
+    found = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     assert found, f"the sandbox does not model fieldRef {path}"
     # A label that is missing gives an empty value, as on a cluster.
-    return labels.get(found.group(1), "")
+    return metadata[found.group(1)].get(found.group(2), "")
 
 
 def container_env(
-    container: dict[str, Any], image: ImageConfig, pod_name: str, labels: dict[str, str]
+    container: dict[str, Any], image: ImageConfig, pod_name: str, metadata: dict[str, dict[str, str]]
 ) -> dict[str, str]:
+    """`metadata`: the pod's labels and annotations, for fieldRefs."""
     env = {**image.env, "HOSTNAME": pod_name, **KUBELET_ENV}
     assert "envFrom" not in container, "the sandbox does not model envFrom"
     for var in container.get("env", []):
@@ -170,7 +171,7 @@ def container_env(
             env[var["name"]] = var["value"]
         else:
             ref = var["valueFrom"]["fieldRef"]["fieldPath"]
-            env[var["name"]] = field_ref(ref, pod_name, labels)
+            env[var["name"]] = field_ref(ref, pod_name, metadata)
     return env
 
 
@@ -183,12 +184,14 @@ class Pod:
         *,
         name: str,
         labels: dict[str, str],
+        annotations: dict[str, str],
         folder: Path,
         image: ImageConfig,
         claims: dict[str, Path],
         config_maps: dict[str, Path],
     ) -> None:
-        self.spec, self.name, self.labels, self.folder, self.image = spec, name, labels, folder, image
+        self.spec, self.name, self.folder, self.image = spec, name, folder, image
+        self.metadata = {"labels": labels, "annotations": annotations}
         security = spec.get("securityContext") or {}
         self.uid, self.gid = security["runAsUser"], security.get("runAsGroup", 0)
         self.groups = [security["fsGroup"]] if "fsGroup" in security else []
@@ -232,7 +235,7 @@ class Pod:
         assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
         assert not security["capabilities"].get("add")
         name = container["name"]
-        env = container_env(container, self.image, self.name, self.labels)
+        env = container_env(container, self.image, self.name, self.metadata)
         env["PATH"] = f"{RUN_VENV / 'bin'}:{env['PATH']}"  # .venv-run stands in for the image's Python
         mounts = []
         for path in (RUN_VENV, _base_python()):  # its interpreter may be outside /usr (pyenv)

@@ -7,6 +7,7 @@ Skipped only where bubblewrap cannot make a sandbox (the reason says why); CI in
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -35,6 +36,7 @@ IMAGE = image_config(sandbox.REPO / "runner-image" / "Dockerfile")
 CONFIG = OperatorConfig(runner_image="tep-runner:sandbox", reports_claim="tep-reports")
 SCHEDULED_MINUTES = 29400000  # the CronJob controller names its Job <cronjob>-<scheduled minutes>
 RUN_ARTIFACTS = ("report.html", "junit.xml", "summary.json", "pytest.log")
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 COUNTS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
 
 
@@ -45,18 +47,28 @@ def rendered(plan_file: Path, **spec: Any) -> dict[str, Any]:
     return render_cronjob(read_plan(body), CONFIG)
 
 
-def scheduled_pod(cronjob: dict[str, Any], folder: Path, reports: Path) -> tuple[sandbox.Pod, dict[str, Any]]:
-    """The pod of a scheduled run: the job template's, with the labels the Job controller adds."""
+def scheduled_pod(
+    cronjob: dict[str, Any], folder: Path, reports: Path, index: int | None = None
+) -> tuple[sandbox.Pod, dict[str, Any]]:
+    """The pod of a scheduled run: the job template's, with what the API server and the Job controller add
+    (the Job's labels; for the pod of `index` of an Indexed Job its annotation and JOB_COMPLETION_INDEX)."""
     job = f"{cronjob['metadata']['name']}-{SCHEDULED_MINUTES}"
-    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    template = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"]["template"])
     labels = {
         **template["metadata"]["labels"],
         names.LABEL_JOB_NAME: job, "batch.kubernetes.io/job-name": job,
         names.LABEL_CONTROLLER_UID: "c0ffee", "batch.kubernetes.io/controller-uid": "c0ffee",
     }  # fmt: skip
+    annotations = dict(template["metadata"]["annotations"])
+    if index is not None:
+        annotations[COMPLETION_INDEX] = labels[COMPLETION_INDEX] = str(index)
+        for container in [*template["spec"].get("initContainers", []), *template["spec"]["containers"]]:
+            ref = {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}
+            container["env"].insert(0, {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": ref}})
     pod = sandbox.Pod(
-        template["spec"], name=f"{job}-x7k2p", labels=labels, folder=folder, image=IMAGE,
-        claims={CONFIG.reports_claim: reports}, config_maps={"smoke-tests": SMOKE / "tests"},
+        template["spec"], name=f"{job}-{index or 0}-x7k2p", labels=labels, annotations=annotations,
+        folder=folder, image=IMAGE, claims={CONFIG.reports_claim: reports},
+        config_maps={"smoke-tests": SMOKE / "tests"},
     )  # fmt: skip
     return pod, template["spec"]
 
@@ -163,6 +175,22 @@ def tree(folder: Path) -> set[str]:
     }
 
 
+def test_a_sharded_plan_runs_its_pods_into_one_merged_run(pod_folder, tmp_path, bare_pytest):
+    """An Indexed Job's pods, one after the other on one claim: the last merges (a lock file on the claim)."""
+    cronjob = rendered(SMOKE / "plan.yaml", shards=2)
+    for index in range(2):
+        pod, spec = scheduled_pod(cronjob, pod_folder / str(index), tmp_path / "claim", index)
+        (runner,) = spec["containers"]
+        done = pod.run(runner)
+        assert done.code == 0, done.output
+        assert done.denied_writes == [], done.output
+    message = json.loads(pod.message(runner))
+    assert message["shards"] == 2 and message["shard"] == 1, message
+    run_dir = tmp_path / "claim" / message["reportPath"].rsplit("/", 2)[0]
+    merged = json.loads((run_dir / "summary.json").read_text())
+    check_run(tmp_path / "claim", {**merged, "v": 1}, bare_counts(bare_pytest, SMOKE / "tests"))
+
+
 def test_the_image_runs_as_the_pod_says():
     """The image alone (runAsNonRoot without runAsUser, an editor's own pod) runs as the pod's uid; HOME
     and the working folder of every container lie in a writable mount of its pod."""
@@ -172,7 +200,7 @@ def test_the_image_runs_as_the_pod_says():
         spec = rendered(SMOKE / "plan.yaml", **plan)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in spec["volumes"]}
         for container in [*spec.get("initContainers", []), *spec["containers"]]:
-            env = sandbox.container_env(container, IMAGE, "pod", {})
+            env = sandbox.container_env(container, IMAGE, "pod", {"labels": {}, "annotations": {}})
             writable = [
                 m["mountPath"] for m in container["volumeMounts"]
                 if not m.get("readOnly") and "emptyDir" in volumes[m["name"]]
