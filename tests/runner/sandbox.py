@@ -6,7 +6,9 @@ the test instead of being ignored:
 - the image: runner-image/Dockerfile's final stage (tests/dockerfile.py) for ENV, WORKDIR, ENTRYPOINT
   and CMD; its filesystem is this machine's /usr and /etc, read-only (readOnlyRootFilesystem), with the
   project's .venv-run standing in for the image's Python (first on PATH);
-- the command: the container's command/args over the image's ENTRYPOINT/CMD, by Kubernetes' rules;
+- the command: the container's command/args over the image's ENTRYPOINT/CMD, by Kubernetes' rules, run
+  as pid 1 of its own pid namespace (which ignores a signal it has no handler for), and `terminate()`
+  sends it SIGTERM as the kubelet does at activeDeadlineSeconds;
 - the env: the image's, the kubelet's (HOSTNAME, the API server's service variables), then the
   container's in order, `valueFrom.fieldRef` of the pod's labels resolved;
 - the volumes at their mountPaths with their readOnly flags: emptyDirs as empty world-writable folders
@@ -28,7 +30,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +78,53 @@ class Result:
     code: int
     output: str
     denied_writes: list[str]
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    trace: Path
+
+    def terminate(self) -> None:
+        """SIGTERM to the container's first process, as the kubelet sends it (a deadline, a deletion)."""
+        os.kill(_first_process(self.process.pid), signal.SIGTERM)
+
+    def wait(self, timeout: float) -> Result:
+        try:
+            output, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # bwrap's --die-with-parent takes the container with it
+            output, _ = self.process.communicate()
+            raise AssertionError(f"the container did not end within {timeout} s:\n{output}") from None
+        return Result(self.process.returncode, output, denied_writes(self.trace.read_text()))
+
+
+def _first_process(ancestor: int) -> int:
+    """The host pid of the process that is pid 1 in its own pid namespace, below `ancestor`."""
+    for _ in range(100):
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(
+                    line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+                )
+            except OSError:
+                continue
+            pids = fields.get("NSpid", "").split()
+            if len(pids) > 1 and pids[-1] == "1" and _descends(int(pids[0]), ancestor):
+                return int(pids[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no container process below pid {ancestor}")
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def unavailable() -> str | None:
@@ -230,6 +281,10 @@ class Pod:
 
     def run(self, container: dict[str, Any], *, network: bool = False, timeout: float = 300) -> Result:
         """Run one container to its end; `network`: share this machine's network (a git server on it)."""
+        return self.start(container, network=network).wait(timeout)
+
+    def start(self, container: dict[str, Any], *, network: bool = False) -> Running:
+        """Start one container; its command is the first process (pid 1) of its pid namespace, as in a pod."""
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] is True, "the sandbox models a read-only root only"
         assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
@@ -253,17 +308,17 @@ class Pod:
         command = [
             "strace", "-f", "-qq", "-o", str(trace), "-e", "trace=%file", "-e", "status=failed",
             *_bwrap_user(self.uid, self.gid, self.groups),
-            "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--hostname", self.name, *([] if network else ["--unshare-net"]),
+            "--die-with-parent", "--new-session", "--unshare-pid", "--as-pid-1", "--unshare-ipc",
+            "--unshare-uts", "--hostname", self.name, *([] if network else ["--unshare-net"]),
             *_system_mounts(), *mounts, "--remount-ro", "/",
             "--chdir", container.get("workingDir", self.image.workdir), "--clearenv",
             *(arg for key, value in env.items() for arg in ("--setenv", key, value)),
             "--", *_drop_to(self.uid, self.gid, self.groups), *container_command(container, self.image),
         ]  # fmt: skip
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
         )
-        return Result(done.returncode, done.stdout + done.stderr, denied_writes(trace.read_text()))
+        return Running(process, trace)
 
     def message(self, container: dict[str, Any]) -> str:
         return (self.folder / f"termination-{container['name']}").read_text()

@@ -48,7 +48,11 @@ def rendered(plan_file: Path, **spec: Any) -> dict[str, Any]:
 
 
 def scheduled_pod(
-    cronjob: dict[str, Any], folder: Path, reports: Path, index: int | None = None
+    cronjob: dict[str, Any],
+    folder: Path,
+    reports: Path,
+    index: int | None = None,
+    tests: Path = SMOKE / "tests",
 ) -> tuple[sandbox.Pod, dict[str, Any]]:
     """The pod of a scheduled run: the job template's, with what the API server and the Job controller add
     (the Job's labels; for the pod of `index` of an Indexed Job its annotation and JOB_COMPLETION_INDEX)."""
@@ -68,7 +72,7 @@ def scheduled_pod(
     pod = sandbox.Pod(
         template["spec"], name=f"{job}-{index or 0}-x7k2p", labels=labels, annotations=annotations,
         folder=folder, image=IMAGE, claims={CONFIG.reports_claim: reports},
-        config_maps={"smoke-tests": SMOKE / "tests"},
+        config_maps={"smoke-tests": tests},
     )  # fmt: skip
     return pod, template["spec"]
 
@@ -189,6 +193,66 @@ def test_a_sharded_plan_runs_its_pods_into_one_merged_run(pod_folder, tmp_path, 
     run_dir = tmp_path / "claim" / message["reportPath"].rsplit("/", 2)[0]
     merged = json.loads((run_dir / "summary.json").read_text())
     check_run(tmp_path / "claim", {**merged, "v": 1}, bare_counts(bare_pytest, SMOKE / "tests"))
+
+
+HANG = "test_hang.py::test_hang"
+HANGING_SUITE = """\
+import pathlib, time
+
+def test_quick_a():
+    pass
+
+def test_quick_b():
+    pass
+
+def test_hang():
+    while not all(pathlib.Path(f"/tmp/quick-{w}").exists() for w in ("a", "b")):
+        time.sleep(0.05)
+    pathlib.Path("/tmp/hang-started").touch()
+    time.sleep(600)
+"""
+# conftest.py: each quick test leaves a mark in the pod's /tmp once it passed, so that the hanging test
+# (and the SIGTERM) comes after both, whichever worker runs them.
+HANGING_CONFTEST = """\
+import pathlib
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed and "quick" in report.nodeid:
+        pathlib.Path("/tmp/quick-" + report.nodeid[-1]).touch()
+"""
+
+
+def test_sigterm_at_the_deadline_stops_the_run_in_its_pod_with_every_report(pod_folder, tmp_path):
+    """The kubelet's SIGTERM at activeDeadlineSeconds, to the runner as pid 1 of its container: within the
+    pod's grace the run ends, names the hanging test and writes every artifact, on a read-only image."""
+    tests = tmp_path / "hang"
+    tests.mkdir()
+    (tests / "test_hang.py").write_text(HANGING_SUITE)
+    (tests / "conftest.py").write_text(HANGING_CONFTEST)
+    cronjob = rendered(SMOKE / "plan.yaml", pytest={"workers": 2})
+    pod, spec = scheduled_pod(cronjob, pod_folder, tmp_path / "claim", tests=tests)
+    (runner,) = spec["containers"]
+    running = pod.start(runner)
+    started = pod.volumes["tmp"] / "hang-started"
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert running.process.poll() is None and time.monotonic() < deadline, (
+            "the hanging test never started"
+        )
+        time.sleep(0.1)
+    running.terminate()
+    done = running.wait(timeout=spec["terminationGracePeriodSeconds"])
+    assert done.code == 2, done.output
+    assert done.denied_writes == [], done.output
+    message = json.loads(pod.message(runner))
+    assert (message["result"], message["total"], message["passed"], message["failed"]) == ("Error", 3, 2, 1)
+    assert message["failedTests"] == [HANG] and message["timedOut"] == [HANG], message
+    run_dir = tmp_path / "claim" / message["reportPath"].rsplit("/", 1)[0]
+    for name in RUN_ARTIFACTS:
+        assert (run_dir / name).stat().st_size > 0, name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["reason"].startswith("stopped by SIGTERM") and HANG in summary["reason"], summary
+    assert len(parse((run_dir / "report.html").read_text()).data["tests"]) == 3
 
 
 def test_the_image_runs_as_the_pod_says():
