@@ -134,12 +134,14 @@ def unavailable() -> str | None:
             return f"{tool} is not installed (apt-get install {package})"
     if not (RUN_VENV / "bin" / "tep-runner").exists():
         return f"{RUN_VENV.relative_to(REPO)} is missing (make run-venv)"
+    # What every run does, under strace (ptrace may be forbidden where user namespaces are not).
     probe = subprocess.run(
-        [*_bwrap_user(65532, 65532, []), *_system_mounts(), "--", *_drop_to(65532, 65532, []), "true"],
+        ["strace", "-f", "-qq", "-o", os.devnull, *_bwrap_user(65532, 65532), *_system_mounts(), "--",
+         *_drop_to(65532, 65532, []), "true"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if probe.returncode != 0:
-        return f"bubblewrap cannot make a sandbox here: {probe.stderr.strip()}"
+        return f"bubblewrap (under strace) cannot make a sandbox here: {probe.stderr.strip()}"
     return None
 
 
@@ -149,7 +151,7 @@ def require() -> None:
         pytest.skip(reason)
 
 
-def _bwrap_user(uid: int, gid: int, groups: list[int]) -> list[str]:
+def _bwrap_user(uid: int, gid: int) -> list[str]:
     if os.geteuid() == 0:
         # Privileged bwrap keeps only these two capabilities for setpriv, which drops them with the uid.
         return ["bwrap", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -307,7 +309,7 @@ class Pod:
         trace = self.folder / f"strace-{name}"
         command = [
             "strace", "-f", "-qq", "-o", str(trace), "-e", "trace=%file", "-e", "status=failed",
-            *_bwrap_user(self.uid, self.gid, self.groups),
+            *_bwrap_user(self.uid, self.gid),
             "--die-with-parent", "--new-session", "--unshare-pid", "--as-pid-1", "--unshare-ipc",
             "--unshare-uts", "--hostname", self.name, *([] if network else ["--unshare-net"]),
             *_system_mounts(), *mounts, "--remount-ro", "/",
