@@ -54,7 +54,10 @@ def pytest_command(
     # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not
     # options before it knows the plugins' options, so a separate value (a folder) would be taken for one.
     return [
-        python, "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
+        # -P: as the `pytest` command, whose sys.path starts with its own folder, never the working directory;
+        # `python -m` would make the tests folder importable (and xdist hands the controller's sys.path to its
+        # workers), so a suite that imports a module beside it without configuring that would pass here only.
+        python, "-P", "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
         *(schedule.get(s.dist, []) if ordered else []),
         *s.pytest_args,
         # The runner's own options come last, where they win over the plan's args and the suite's addopts.

@@ -20,6 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.chart.chart_tools import CHART, REPO
+from tests.dockerfile import instructions as dockerfile_instructions
 from tests.lock import LOCK, lock_requirements, pinned_version
 
 DOCKERFILE = REPO / "operator" / "Dockerfile"
@@ -40,14 +41,7 @@ BUILDKIT_ONLY = {
 
 
 def instructions(dockerfile=DOCKERFILE) -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", dockerfile.read_text())
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
+    return dockerfile_instructions(dockerfile)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
@@ -189,3 +183,13 @@ def test_install_helm_script_is_valid_bash():
     subprocess.run(["bash", "-n", str(script)], check=True)
     usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert usage.returncode == 64 and "usage" in usage.stderr
+
+
+def test_the_runner_image_makes_what_it_copies_readable_by_its_user():
+    """COPY keeps the build context's modes; the package it copies (not installed by pip, which sets its
+    own) must be readable by the non-root user whatever the umask of the checkout it came from."""
+    steps = instructions(RUNNER_DOCKERFILE)
+    copied = [rest.split()[-1] for word, rest in steps if word == "COPY" and "tep_runner" in rest]
+    runs = " ".join(rest for word, rest in steps if word == "RUN")
+    for dest in copied:
+        assert any(f"chmod -R a+rX {p}" in runs for p in (dest, dest.rsplit("/", 1)[0])), dest

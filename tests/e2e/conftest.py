@@ -13,6 +13,12 @@ Fixtures (named so that they never clash with test_helm.py's own `cluster` and `
 
 On a failure the operator's log and the namespace's objects and Events are attached to the
 report. TEP_E2E_KEEP_NAMESPACES=1 keeps the namespaces for a look afterwards.
+
+Storage: each test that runs a suite makes its own reports claim (test_runs.py, test_notifications.py,
+test_browser.py: 5 claims). On a cluster with a default StorageClass they are provisioned; without
+one each binds a pre-made PersistentVolume without a class (at least 100Mi, ReadWriteOnce) that the
+uid 65532 may write to (fsGroup does not change a hostPath volume's owner), and a volume, once its
+claim is deleted with its namespace, is Released, not Available again: the cluster needs one per claim.
 """
 
 from __future__ import annotations
@@ -199,6 +205,33 @@ def holds_for() -> Callable[..., None]:
 
 
 # -- cluster objects --------------------------------------------------------------------------
+
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+
+def reports_storage_class(classes: list[dict[str, Any]], volumes: list[dict[str, Any]]) -> str | None:
+    """The storageClassName of a test's reports claim: None (the cluster's default StorageClass provisions
+    it) when there is a default, else "" (no provisioning: bind to an Available pre-made volume without a
+    class; Kubernetes' documentation: a claim with storageClassName "" binds only to volumes without one).
+
+    Without either, fail at once with the reason instead of a run that waits for its pod until it times out.
+    """
+    if any((c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS) == "true" for c in classes):
+        return None
+    free = [
+        v
+        for v in volumes
+        if (v.get("status") or {}).get("phase") == "Available"
+        and not v["spec"].get("storageClassName")
+        and "ReadWriteOnce" in v["spec"].get("accessModes", [])
+    ]
+    if not free:
+        pytest.fail(
+            "no default StorageClass and no Available PersistentVolume without a class (ReadWriteOnce): "
+            "a reports claim cannot bind (a volume released by an earlier test is not reused)",
+            pytrace=False,
+        )
+    return ""
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import test_helm
+from tests.e2e.conftest import reports_storage_class
 from tests.e2e.test_helm import (
     CHART,
     KUBECONFIG,
@@ -41,27 +42,13 @@ cluster = test_helm.cluster
 namespace = test_helm.namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def storage_values(cluster: Cluster) -> dict[str, str]:
     """Where the reports claim can bind: the default StorageClass, else a pre-made PV without a class."""
     classes = cluster.kubectl_json("get", "storageclass")["items"]
-    if any((c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS) == "true" for c in classes):
-        return {}
     volumes = cluster.kubectl_json("get", "pv")["items"]
-    free = [
-        v
-        for v in volumes
-        if v.get("status", {}).get("phase") == "Available"
-        and not v["spec"].get("storageClassName")
-        and "ReadWriteOnce" in v["spec"].get("accessModes", [])
-    ]
-    if not free:
-        pytest.fail(
-            "no default StorageClass and no Available PersistentVolume without a class", pytrace=False
-        )
-    return {"reports.storageClassName": "-"}
+    return {} if reports_storage_class(classes, volumes) is None else {"reports.storageClassName": "-"}
 
 
 def free_port() -> int:
@@ -173,7 +160,8 @@ def test_reports_server_serves_the_run(cluster: Cluster, namespace: str, tmp_pat
         def newest_run() -> str:
             return (api().get("runs") or [{}])[0].get("runId", "")
 
-        wait_for(lambda: newest_run() == run_id, 10, "the run in the API", diag)
+        # (60 s: a volume shared over the network may show a new file to another node's reader late.)
+        wait_for(lambda: newest_run() == run_id, 60, "the run in the API", diag)
         newest = api()["runs"][0]
         assert (newest["result"], newest["total"], newest["passed"], newest["trigger"]) == (
             "Passed",

@@ -25,6 +25,7 @@ import yaml
 
 from tep_operator.cronjob import TERMINATION_GRACE_SECONDS
 from tep_operator.runs import COUNTS
+from tests.e2e.conftest import reports_storage_class
 
 KUBECONFIG = os.environ.get("TEP_E2E_KUBECONFIG", "")
 RUNNER_IMAGE = os.environ.get("TEP_E2E_RUNNER_IMAGE", "")
@@ -112,13 +113,20 @@ def prepare_namespace(kubectl, namespace: str, configmap: str, tests: Path) -> N
     kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
     configmap_keys = set(kubectl.json("get", "configmap", configmap, "-n", namespace)["data"])
     assert {p.name for p in tests.glob("*.py")} <= configmap_keys, configmap_keys
-    # ReadWriteOnce, the default storage class: what kind, k3d and minikube provision.
+    # ReadWriteOnce: what kind, k3d and minikube provision; the default StorageClass, else a pre-made volume.
+    size = {"requests": {"storage": "100Mi"}}
+    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": size}
+    storage_class = reports_storage_class(
+        kubectl.json("get", "storageclass")["items"], kubectl.json("get", "pv")["items"]
+    )
+    if storage_class is not None:
+        claim["storageClassName"] = storage_class
     kubectl.apply(
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": {"name": "tep-reports", "namespace": namespace},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}},
+            "spec": claim,
         }
     )
 
@@ -312,7 +320,10 @@ def test_mixed_run_fails(kubectl, wait_until, tep_namespace, tep_operator):
 
 # -- a test that hangs past the deadline ------------------------------------------------------
 
-HANG_DEADLINE = 30
+# From the pod's start (the kubelet's acknowledgement, before its containers are created): long enough for a
+# slow node to start the container (10-30 s) and Python, pytest and 2 xdist workers, so that the quick tests
+# have passed when the kubelet's SIGTERM comes.
+HANG_DEADLINE = 90
 HANGING_TEST = "test_deadline.py::test_hang"
 HANGING_SUITE = """\
 import time

@@ -62,7 +62,8 @@ def bare_pytest(tmp_path):
             tmp_path, "bare"
         )
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *OUTCOMES_PLUGIN, *args],
+            # -P: as for the `pytest` command, the working directory is not on sys.path (`python -m` adds it).
+            [sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", *OUTCOMES_PLUGIN, *args],
             cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         written = Path(env["TEP_OUTCOMES_FILE"])  # none when pytest stopped before its session

@@ -249,3 +249,23 @@ def test_a_source_root_reached_through_a_link_keeps_its_configuration(tmp_path, 
     runner, outcomes = runner_outcomes(run_runner, tmp_path, tmp_path / "link")
     assert "ignoring" not in runner.output
     assert_same(bare, runner, outcomes)
+
+
+def test_the_working_folder_is_not_importable_as_it_is_not_for_bare_pytest(tmp_path, bare_pytest, run_runner):
+    # A module at the root, imported by tests in a folder below with no pythonpath configured: the `pytest`
+    # command cannot import it (sys.path holds the tests' folder, not the working one), so the run errors.
+    root = tmp_path / "repo"
+    write(
+        root,
+        {"helpers.py": "VALUE = 1\n", "tests/test_uses.py": "import helpers\n\ndef test_a():\n    pass\n"},
+    )
+    command = subprocess.run(
+        [Path(sys.executable).with_name("pytest"), "-p", "no:cacheprovider", "-p", "no:asyncio"],
+        cwd=root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert command.returncode == 2 and "No module named 'helpers'" in command.stdout, command.stdout
+    bare = bare_pytest(root)
+    assert bare.code == 2 and bare.final == {"errors": 1}, bare.output
+    runner, outcomes = runner_outcomes(run_runner, tmp_path, root)
+    assert_same(bare, runner, outcomes)
+    assert (runner.code, runner.message["result"]) == (2, "Error")
