@@ -54,7 +54,10 @@ def pytest_command(
     # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not
     # options before it knows the plugins' options, so a separate value (a folder) would be taken for one.
     return [
-        python, "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
+        # -P: `python -m` would put the working directory first on sys.path (and xdist hands the controller's
+        # sys.path to its workers), making the source's top-level modules importable where bare `pytest`, a
+        # console script, cannot import them.
+        python, "-P", "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
         *(schedule.get(s.dist, []) if ordered else []),
         *s.pytest_args,
         # The runner's own options come last, where they win over the plan's args and the suite's addopts.

@@ -17,11 +17,11 @@ def test_full_command_names_no_target_and_no_configuration():
     command = command_of(
         TEP_WORKERS="4", TEP_DIST="loadscope", TEP_RERUNS="2", TEP_PYTEST_ARGS='["-k", "a b"]'
     )
-    assert command[:8] == [
-        "python3", "-m", "pytest", "--numprocesses=4", "--dist=loadscope", "--reruns=2", "-k", "a b",
+    assert command[:9] == [
+        "python3", "-P", "-m", "pytest", "--numprocesses=4", "--dist=loadscope", "--reruns=2", "-k", "a b",
     ]  # fmt: skip
     # The runner's own options after the plan's, where they win (the last -o of a name wins in pytest).
-    assert command[8:] == [
+    assert command[9:] == [
         "--junitxml=/reports/qa/smoke/r1/junit.xml", "--override-ini=junit_family=xunit1",
         "--html=/reports/qa/smoke/r1/report.html",
         "--self-contained-html",
@@ -35,7 +35,7 @@ def test_full_command_names_no_target_and_no_configuration():
     # No folder, configuration or rootdir: pytest finds them from its working directory, as bare pytest does;
     # and no option's value of the runner's is a word of its own, which pytest would take for a folder to find
     # them from (only -p's is: a core option, known that early).
-    assert [a for a in command[3:] if not a.startswith("-")] == ["a b", "tep_runner.plugin"]
+    assert [a for a in command[4:] if not a.startswith("-")] == ["a b", "tep_runner.plugin"]
 
 
 def test_config_file_and_root_dir_are_relative_to_the_source_root():
@@ -59,13 +59,13 @@ def test_bounded_run_has_no_configuration_and_roots_in_the_tests_folder():
 
 def test_auto_workers_and_no_reruns():
     command = command_of()
-    assert command[3:5] == ["--numprocesses=auto", "--dist=load"]
+    assert command[4:6] == ["--numprocesses=auto", "--dist=load"]
     assert not [a for a in command if a.startswith("--reruns")]
 
 
 def test_dist_no_runs_one_worker():
     command = command_of(TEP_DIST="no")
-    assert command[3] == "--numprocesses=1"
+    assert command[4] == "--numprocesses=1"
     assert not [a for a in command if a.startswith("--dist")]
 
 
@@ -105,7 +105,7 @@ def test_recorded_durations_are_handed_to_the_plugin_with_the_scheduling_they_ne
     command = pytest_command(settings, OUT, TMP, "python3", bounded=False, durations=True)
     assert command[-2:] == ["--tep-durations=/tmp/x/durations.json", f"--tep-order={order}"]
     # Before the plan's own args, which may set them otherwise.
-    assert command[5 : 5 + len(schedule)] == schedule and command[5 + len(schedule)] == "-x"
+    assert command[6 : 6 + len(schedule)] == schedule and command[6 + len(schedule)] == "-x"
     without = pytest_command(settings, OUT, TMP, "python3", bounded=False)
     assert not [
         a for a in without if "durations" in a or a in ("--maxschedchunk=1", "--no-loadscope-reorder")

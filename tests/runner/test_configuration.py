@@ -106,9 +106,13 @@ def write(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text))
 
 
-def runner_outcomes(run_runner, tmp_path, tests_dir: Path, **settings: str):
+def runner_outcomes(run_runner, tmp_path, tests_dir: Path, *args: str, **settings: str):
+    """The runner's run with the plan's pytest `args`, and each test's outcome in it."""
     result = run_runner(
-        tests_dir, TEP_PYTEST_ARGS=json.dumps(OUTCOMES_PLUGIN), **outcome_env(tmp_path, "runner"), **settings
+        tests_dir,
+        TEP_PYTEST_ARGS=json.dumps([*OUTCOMES_PLUGIN, *args]),
+        **outcome_env(tmp_path, "runner"),
+        **settings,
     )
     return result, json.loads((tmp_path / "outcomes-runner.json").read_text())
 
@@ -248,4 +252,22 @@ def test_a_source_root_reached_through_a_link_keeps_its_configuration(tmp_path, 
     bare = bare_pytest(root)
     runner, outcomes = runner_outcomes(run_runner, tmp_path, tmp_path / "link")
     assert "ignoring" not in runner.output
+    assert_same(bare, runner, outcomes)
+
+
+def test_the_source_is_importable_as_bare_pytest_makes_it(tmp_path, bare_pytest, run_runner):
+    # A flat layout whose package is not installed: bare `pytest` (a console script) does not put the folder
+    # it runs in on sys.path, so tests/ cannot import the package at the root -- unless the configuration's
+    # `pythonpath` says so, as it does for src/.
+    root = tmp_path / "repo"
+    write(root, {
+        "pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests']\npythonpath = ['src']\n",
+        "flat_pkg/__init__.py": "X = 1\n",
+        "src/src_pkg/__init__.py": "Y = 2\n",
+        "tests/test_flat.py": "import flat_pkg\n\n\ndef test_flat():\n    assert flat_pkg.X == 1\n",
+        "tests/test_src.py": "import src_pkg\n\n\ndef test_src():\n    assert src_pkg.Y == 2\n",
+    })  # fmt: skip
+    bare = bare_pytest(root, "--continue-on-collection-errors")
+    assert bare.outcomes == {"tests/test_flat.py": ["error"], "tests/test_src.py::test_src": ["passed"]}
+    runner, outcomes = runner_outcomes(run_runner, tmp_path, root, "--continue-on-collection-errors")
     assert_same(bare, runner, outcomes)
