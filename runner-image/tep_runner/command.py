@@ -32,7 +32,10 @@ def pytest_command(
     s = settings
     # dist "no" runs one worker: tests one at a time in collection order, and a test that kills its process
     # is reported as failed while the run goes on (in-process, it would take every result with it).
-    xdist = ["--numprocesses=1"] if s.dist == "no" else [f"--numprocesses={s.workers}", f"--dist={s.dist}"]
+    # Without the plan's dist, none: a --dist in the suite's addopts (loadgroup for its xdist_group marks,
+    # loadscope for its class fixtures) stays in force, as in bare pytest.
+    dist = [f"--dist={s.dist}"] if s.dist else []
+    xdist = ["--numprocesses=1"] if s.dist == "no" else [f"--numprocesses={s.workers}", *dist]
     reruns = [f"--reruns={s.reruns}"] if s.reruns else []
     # pytest-timeout's per-test limit: the plan's choice, so on the command line, over the suite's ini.
     timeout = [f"--timeout={s.timeout_seconds}"] if s.timeout_seconds else []

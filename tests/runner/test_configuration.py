@@ -271,3 +271,37 @@ def test_the_source_is_importable_as_bare_pytest_makes_it(tmp_path, bare_pytest,
     assert bare.outcomes == {"tests/test_flat.py": ["error"], "tests/test_src.py::test_src": ["passed"]}
     runner, outcomes = runner_outcomes(run_runner, tmp_path, root, "--continue-on-collection-errors")
     assert_same(bare, runner, outcomes)
+
+
+def test_the_suites_own_dist_decides_unless_the_plan_sets_one(tmp_path, bare_pytest, run_runner):
+    # The suite's addopts ask for loadfile: the tests of a file share one resource and must run one at a
+    # time, on one worker. Under xdist's load they would run side by side and fail.
+    root = tmp_path / "repo"
+    write(root, {
+        "pytest.ini": "[pytest]\naddopts = --dist loadfile\n",
+        "test_db.py": """
+            import os
+            import time
+
+            import pytest
+
+            @pytest.fixture
+            def database(tmp_path_factory):
+                busy = tmp_path_factory.getbasetemp().parent / "database-in-use"  # shared by the workers
+                os.mkdir(busy)  # fails while another test holds it
+                time.sleep(0.5)
+                yield
+                os.rmdir(busy)
+
+            @pytest.mark.parametrize("n", range(4))
+            def test_uses_the_database(database, n):
+                pass
+        """,
+    })  # fmt: skip
+    bare = bare_pytest(root, "-n", "2")
+    assert bare.final == {"passed": 4}, bare.output
+    runner, outcomes = runner_outcomes(run_runner, tmp_path, root, TEP_WORKERS="2")
+    assert_same(bare, runner, outcomes)
+    # The plan's own dist wins over the suite's, as the plan asks.
+    runner, _ = runner_outcomes(run_runner, tmp_path, root, TEP_WORKERS="2", TEP_DIST="load")
+    assert runner.summary()["errors"] > 0, runner.output
