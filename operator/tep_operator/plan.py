@@ -111,7 +111,7 @@ class Plan:
     workers: str = "auto"  # "auto", "adaptive" or a whole number >= 1, as text
     max_workers: int | None = None  # with workers: adaptive; None: 4 x the CPU limit (tep_runner.adaptive)
     order: str = "duration"  # the tests' order for xdist: longest first once durations are recorded
-    dist: str = "load"
+    dist: str = ""  # "": the suite's own (its addopts), else xdist's load
     reruns: int = 0
     timeout_seconds: int | None = None  # per test, through pytest-timeout; None: the suite's own setting
     config_file: str = ""  # pytest -c, relative to the source root; "" lets pytest find it
@@ -484,7 +484,10 @@ def read_plan(body: Mapping[str, Any]) -> Plan:
         workers=_read_workers(r, pytest_spec),
         max_workers=_read_max_workers(r, pytest_spec),
         order=r.choice(pytest_spec, "order", "spec.pytest.order", "duration", ORDERS),
-        dist=r.choice(pytest_spec, "dist", "spec.pytest.dist", "load", DISTRIBUTIONS),
+        # Unset: the suite's own --dist (its addopts) decides, as in bare pytest.
+        dist=r.choice(pytest_spec, "dist", "spec.pytest.dist", "load", DISTRIBUTIONS)
+        if "dist" in pytest_spec
+        else "",
         reruns=r.integer(pytest_spec, "reruns", "spec.pytest.reruns", 0, 0, 10),
         timeout_seconds=r.integer(pytest_spec, "timeoutSeconds", "spec.pytest.timeoutSeconds", 0, 1) or None,
         config_file=_read_source_path(r, pytest_spec, "configFile"),

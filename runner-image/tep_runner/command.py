@@ -32,7 +32,10 @@ def pytest_command(
     s = settings
     # dist "no" runs one worker: tests one at a time in collection order, and a test that kills its process
     # is reported as failed while the run goes on (in-process, it would take every result with it).
-    xdist = ["--numprocesses=1"] if s.dist == "no" else [f"--numprocesses={s.workers}", f"--dist={s.dist}"]
+    # Without the plan's dist, none: a --dist in the suite's addopts (loadgroup for its xdist_group marks,
+    # loadscope for its class fixtures) stays in force, as in bare pytest.
+    dist = [f"--dist={s.dist}"] if s.dist else []
+    xdist = ["--numprocesses=1"] if s.dist == "no" else [f"--numprocesses={s.workers}", *dist]
     reruns = [f"--reruns={s.reruns}"] if s.reruns else []
     # pytest-timeout's per-test limit: the plan's choice, so on the command line, over the suite's ini.
     timeout = [f"--timeout={s.timeout_seconds}"] if s.timeout_seconds else []
@@ -54,9 +57,9 @@ def pytest_command(
     # Every option as one `--name=value` word: pytest looks for its rootdir among the words that are not
     # options before it knows the plugins' options, so a separate value (a folder) would be taken for one.
     return [
-        # -P: as the `pytest` command, whose sys.path starts with its own folder, never the working directory;
-        # `python -m` would make the tests folder importable (and xdist hands the controller's sys.path to its
-        # workers), so a suite that imports a module beside it without configuring that would pass here only.
+        # -P: `python -m` would put the working directory first on sys.path (and xdist hands the controller's
+        # sys.path to its workers), making the source's top-level modules importable where bare `pytest`, a
+        # console script, cannot import them.
         python, "-P", "-m", "pytest", *xdist, *reruns, *timeout, *config, *rootdir,
         *(schedule.get(s.dist, []) if ordered else []),
         *s.pytest_args,

@@ -44,7 +44,7 @@ class Settings:
     job_name: str  # "" when unset (local runs)
     run_id: str  # "" when unset: derived from job_name, see runid.py
     workers: int | Literal["auto", "adaptive"]
-    dist: str
+    dist: str  # "": the suite's own --dist (its addopts), else xdist's load
     reruns: int
     pytest_args: tuple[str, ...]
     keep_last: int
@@ -81,7 +81,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         job_name=job_name,
         run_id=run_id,
         workers=_workers(environ),
-        dist=_choice(environ, "TEP_DIST", "load", DISTS),
+        dist=_choice(environ, "TEP_DIST", "load", DISTS) if environ.get("TEP_DIST") else "",
         reruns=_int(environ, "TEP_RERUNS", 0, minimum=0),
         pytest_args=_pytest_args(environ),
         keep_last=_int(environ, "TEP_KEEP_LAST", 20, minimum=1),

@@ -5,7 +5,7 @@ import json
 import os
 import re
 import subprocess
-import sys
+import sysconfig
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,9 @@ import pytest
 
 import tep_runner
 
+# The console script, as the suite's owners type it: `python -m pytest` would put the working directory on
+# sys.path, and so differ from it.
+BARE_PYTEST = str(Path(sysconfig.get_path("scripts"), "pytest"))
 PLUGINS = Path(__file__).parent / "plugins"  # tep_outcomes, loaded into bare pytest and the runner alike
 # pytest-asyncio (this project's test extra, not in the runner image) warns in pytest_configure, which
 # `filterwarnings = error` turns into an internal error: keep it out of both runs.
@@ -62,8 +65,7 @@ def bare_pytest(tmp_path):
             tmp_path, "bare"
         )
         done = subprocess.run(
-            # -P: as for the `pytest` command, the working directory is not on sys.path (`python -m` adds it).
-            [sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", *OUTCOMES_PLUGIN, *args],
+            [BARE_PYTEST, "-p", "no:cacheprovider", *OUTCOMES_PLUGIN, *args],
             cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         written = Path(env["TEP_OUTCOMES_FILE"])  # none when pytest stopped before its session

@@ -59,8 +59,11 @@ def test_bounded_run_has_no_configuration_and_roots_in_the_tests_folder():
 
 def test_auto_workers_and_no_reruns():
     command = command_of()
-    assert command[4:6] == ["--numprocesses=auto", "--dist=load"]
+    assert command[4:6] == ["--numprocesses=auto", "--junitxml=/reports/qa/smoke/r1/junit.xml"]
     assert not [a for a in command if a.startswith("--reruns")]
+    # Without the plan's dist, the suite's own --dist (its addopts) stays in force.
+    assert not [a for a in command if a.startswith("--dist")]
+    assert command_of(TEP_DIST="load")[4:6] == ["--numprocesses=auto", "--dist=load"]
 
 
 def test_dist_no_runs_one_worker():

@@ -106,9 +106,13 @@ def write(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text))
 
 
-def runner_outcomes(run_runner, tmp_path, tests_dir: Path, **settings: str):
+def runner_outcomes(run_runner, tmp_path, tests_dir: Path, *args: str, **settings: str):
+    """The runner's run with the plan's pytest `args`, and each test's outcome in it."""
     result = run_runner(
-        tests_dir, TEP_PYTEST_ARGS=json.dumps(OUTCOMES_PLUGIN), **outcome_env(tmp_path, "runner"), **settings
+        tests_dir,
+        TEP_PYTEST_ARGS=json.dumps([*OUTCOMES_PLUGIN, *args]),
+        **outcome_env(tmp_path, "runner"),
+        **settings,
     )
     return result, json.loads((tmp_path / "outcomes-runner.json").read_text())
 
@@ -251,21 +255,53 @@ def test_a_source_root_reached_through_a_link_keeps_its_configuration(tmp_path, 
     assert_same(bare, runner, outcomes)
 
 
-def test_the_working_folder_is_not_importable_as_it_is_not_for_bare_pytest(tmp_path, bare_pytest, run_runner):
-    # A module at the root, imported by tests in a folder below with no pythonpath configured: the `pytest`
-    # command cannot import it (sys.path holds the tests' folder, not the working one), so the run errors.
+def test_the_source_is_importable_as_bare_pytest_makes_it(tmp_path, bare_pytest, run_runner):
+    # A flat layout whose package is not installed: bare `pytest` (a console script) does not put the folder
+    # it runs in on sys.path, so tests/ cannot import the package at the root -- unless the configuration's
+    # `pythonpath` says so, as it does for src/.
     root = tmp_path / "repo"
-    write(
-        root,
-        {"helpers.py": "VALUE = 1\n", "tests/test_uses.py": "import helpers\n\ndef test_a():\n    pass\n"},
-    )
-    command = subprocess.run(
-        [Path(sys.executable).with_name("pytest"), "-p", "no:cacheprovider", "-p", "no:asyncio"],
-        cwd=root, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert command.returncode == 2 and "No module named 'helpers'" in command.stdout, command.stdout
-    bare = bare_pytest(root)
-    assert bare.code == 2 and bare.final == {"errors": 1}, bare.output
-    runner, outcomes = runner_outcomes(run_runner, tmp_path, root)
+    write(root, {
+        "pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests']\npythonpath = ['src']\n",
+        "flat_pkg/__init__.py": "X = 1\n",
+        "src/src_pkg/__init__.py": "Y = 2\n",
+        "tests/test_flat.py": "import flat_pkg\n\n\ndef test_flat():\n    assert flat_pkg.X == 1\n",
+        "tests/test_src.py": "import src_pkg\n\n\ndef test_src():\n    assert src_pkg.Y == 2\n",
+    })  # fmt: skip
+    bare = bare_pytest(root, "--continue-on-collection-errors")
+    assert bare.outcomes == {"tests/test_flat.py": ["error"], "tests/test_src.py::test_src": ["passed"]}
+    runner, outcomes = runner_outcomes(run_runner, tmp_path, root, "--continue-on-collection-errors")
     assert_same(bare, runner, outcomes)
-    assert (runner.code, runner.message["result"]) == (2, "Error")
+
+
+def test_the_suites_own_dist_decides_unless_the_plan_sets_one(tmp_path, bare_pytest, run_runner):
+    # The suite's addopts ask for loadfile: the tests of a file share one resource and must run one at a
+    # time, on one worker. Under xdist's load they would run side by side and fail.
+    root = tmp_path / "repo"
+    write(root, {
+        "pytest.ini": "[pytest]\naddopts = --dist loadfile\n",
+        "test_db.py": """
+            import os
+            import time
+
+            import pytest
+
+            @pytest.fixture
+            def database(tmp_path_factory):
+                busy = tmp_path_factory.getbasetemp().parent / "database-in-use"  # shared by the workers
+                os.mkdir(busy)  # fails while another test holds it
+                time.sleep(0.5)
+                yield
+                os.rmdir(busy)
+
+            @pytest.mark.parametrize("n", range(4))
+            def test_uses_the_database(database, n):
+                pass
+        """,
+    })  # fmt: skip
+    bare = bare_pytest(root, "-n", "2")
+    assert bare.final == {"passed": 4}, bare.output
+    runner, outcomes = runner_outcomes(run_runner, tmp_path, root, TEP_WORKERS="2")
+    assert_same(bare, runner, outcomes)
+    # The plan's own dist wins over the suite's, as the plan asks.
+    runner, _ = runner_outcomes(run_runner, tmp_path, root, TEP_WORKERS="2", TEP_DIST="load")
+    assert runner.summary()["errors"] > 0, runner.output

@@ -52,7 +52,7 @@ def test_full_environment():
 
 def test_defaults_follow_the_design():
     settings = settings_from_env(BASE)
-    assert (settings.workers, settings.dist, settings.reruns, settings.pytest_args) == ("auto", "load", 0, ())
+    assert (settings.workers, settings.dist, settings.reruns, settings.pytest_args) == ("auto", "", 0, ())
     assert (settings.keep_last, settings.max_age_days, settings.shards, settings.shard_index) == (20, 7, 1, 0)
     assert settings.termination_log is None
     # Without TEP_SOURCE_ROOT the tests folder is the source root; pytest finds its own configuration.

@@ -29,7 +29,7 @@ def test_defaults_match_the_design() -> None:
     plan = read_plan(plan_body())
     assert (plan.name, plan.namespace, plan.uid, plan.generation) == ("smoke", "qa", "uid-1", 3)
     assert plan.enabled is True
-    assert plan.workers == "auto" and plan.dist == "load" and plan.reruns == 0
+    assert plan.workers == "auto" and plan.dist == "" and plan.reruns == 0
     assert plan.shards == 1
     assert plan.active_deadline_seconds == 3600
     assert plan.concurrency_policy == "Forbid"
