@@ -49,6 +49,9 @@ def test_run_wait_follows_the_run_and_exits_with_its_code(
         "FAILED",
         "XFAILED",
         "XPASSED",
+        "WORKERS",
+        "CPU",
+        "IMBALANCE",
         "NEXT",
         "RUN",
     ]
@@ -66,6 +69,9 @@ def test_run_wait_follows_the_run_and_exits_with_its_code(
         "1",
         "0",
         "0",
+        "2",  # the runner's workers, from its message
+        "-",  # no cpuUtilization in it
+        "-",  # not sharded: no imbalance
         "-",
     ]
 
