@@ -295,12 +295,13 @@ class Pod:
         env = container_env(container, self.image, self.name, self.metadata)
         env["PATH"] = f"{RUN_VENV / 'bin'}:{env['PATH']}"  # .venv-run stands in for the image's Python
         mounts = []
-        for path in (RUN_VENV, _base_python()):  # its interpreter may be outside /usr (pyenv)
-            if not path.is_relative_to("/usr"):
-                mounts += [*_folders_above(path), "--ro-bind", str(path), str(path)]
         for mount in container.get("volumeMounts", []):
             mounts += ["--ro-bind" if mount.get("readOnly") else "--bind"]
             mounts += [str(self.volumes[mount["name"]]), mount["mountPath"]]
+        # After the volumes, so that a checkout under /tmp (a CI clone) is not hidden by the /tmp emptyDir.
+        for path in (RUN_VENV, _base_python()):  # its interpreter may be outside /usr (pyenv)
+            if not path.is_relative_to("/usr"):
+                mounts += [*_folders_above(path), "--ro-bind", str(path), str(path)]
         # The kubelet's file for the termination message, writable by any uid, bound into the container.
         message = self.folder / f"termination-{name}"
         message.touch()
