@@ -108,15 +108,10 @@ class Reconciler:
         annotations and Jobs that reconcile was working on, plus its status. Reconciling it again
         would compute the same (what time changes, the resync refreshes; what Jobs change, their
         own events bring)."""
-        metadata = body["metadata"]
-        version = self.reconciled.get((metadata["namespace"], metadata["name"]))
-        return version is not None and version == metadata.get("resourceVersion")
+        return _written_as(self.reconciled, body)
 
     def own_write(self, cronjob: Mapping[str, Any]) -> bool:
-        metadata = cronjob["metadata"]
-        return bool(
-            self.applied.get((metadata["namespace"], metadata["name"])) == metadata.get("resourceVersion")
-        )
+        return _written_as(self.applied, cronjob)
 
     def reconcile(
         self,
@@ -413,3 +408,10 @@ def _requested(fresh: Mapping[str, Any], request: str) -> dict[str, Any] | None:
     if old.get("lastRunRequest") == request:
         return None
     return {"lastRunRequest": request, "pendingRunRequest": None, "phase": status.PHASE_RUNNING}
+
+
+def _written_as(versions: Mapping[tuple[str, str], str], obj: Mapping[str, Any]) -> bool:
+    """Whether `obj` is still at the resourceVersion our own last write of it gave it."""
+    metadata = obj["metadata"]
+    version = versions.get((metadata["namespace"], metadata["name"]))
+    return version is not None and version == metadata.get("resourceVersion")
