@@ -77,7 +77,7 @@ async def resync_forever(reconciler: "Reconciler", interval: float, started: Cal
 def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     seen = Seen()
-    reconciler = Reconciler(config, kube, seen.cronjob_seen)
+    reconciler = Reconciler(config, kube, seen.written)
     # Plans listed at start-up, listing events of plans handled since, and when the last one
     # was: the resync waits until kopf has handled the start-up listing (or has handled no
     # listed plan for a whole period: a plan deleted meanwhile is never handled)

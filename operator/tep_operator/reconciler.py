@@ -78,13 +78,14 @@ class Reconciler:
         self,
         config: OperatorConfig,
         kube: Kube,
-        on_applied: Callable[[Mapping[str, Any]], None] = lambda live: None,
+        on_written: Callable[[Mapping[str, Any]], None] = lambda live: None,
     ) -> None:
         self.config = config
         self.kube = kube
-        # told each CronJob as our apply left it: the plan's next event (our own status write,
-        # seconds before kopf reaches the CronJob's watch event) then sees it, not "no CronJob"
-        self.on_applied = on_applied
+        # told each CronJob and Job as our own write left it: the plan's next event (our own
+        # status write, often before kopf reaches the object's watch event) then sees it, not
+        # "no CronJob" or "no run active"
+        self.on_written = on_written
         # resourceVersion of our own last apply per CronJob: its watch event needs no drift check
         self.applied: dict[tuple[str, str], str] = {}
         # lastScheduleTime already copied per plan: a CronJob's other events need no read
@@ -101,7 +102,7 @@ class Reconciler:
         result = self.kube.apply_cronjob(manifest)
         metadata = result["metadata"]
         self.applied[(metadata["namespace"], metadata["name"])] = metadata.get("resourceVersion", "")
-        self.on_applied(result)
+        self.on_written(result)
 
     def own_status_write(self, body: Mapping[str, Any]) -> bool:
         """Whether `body` is the plan exactly as a reconcile's status write left it: the spec,
@@ -206,7 +207,7 @@ class Reconciler:
             logger.info("Stopped %s to start the requested run (concurrencyPolicy Replace)", others)
         manifest = cronjob.render_manual_job(plan, self.config, request, runs.run_id(job_name, now()))
         try:
-            self.kube.create_job(manifest)
+            self.on_written(self.kube.create_job(manifest))
             created = True
         except ApiException as exc:
             if not is_status(exc, 409):

@@ -51,6 +51,15 @@ class Seen:
                 self.cronjob_seen(live)
         return listed
 
+    def written(self, obj: Mapping[str, Any]) -> None:
+        """A CronJob or Job as our own write left it (the API's answer), ahead of its watch event."""
+        if obj.get("kind") == "Job":
+            self.job_seen(obj)
+        elif obj.get("kind") == "CronJob":
+            self.cronjob_seen(obj)
+        else:
+            raise ValueError(f"not a kind of ours: {obj.get('kind')!r}")
+
     # Plans
 
     def plan_seen(self, body: Mapping[str, Any]) -> None:

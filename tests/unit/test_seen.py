@@ -72,3 +72,27 @@ def test_of_a_cronjob_only_its_spec_hash_is_kept() -> None:
     assert seen.cronjob(("qa", "smoke")) == {"metadata": {"annotations": {SPEC_HASH: "abc"}}}
     seen.cronjob_gone(live)
     assert seen.cronjob(("qa", "smoke")) is None
+
+
+def test_our_own_writes_are_seen_before_their_watch_events() -> None:
+    seen = Seen()
+    created = {**job("manual", True), "status": {}}  # a Job just created has no status yet
+    seen.written(created)
+    assert seen.active(("qa", "smoke")) == ["manual"]
+    live = {
+        "kind": "CronJob",
+        "metadata": {
+            "name": "smoke",
+            "namespace": "qa",
+            "labels": names.labels("smoke"),
+            "annotations": {**names.annotations("smoke"), SPEC_HASH: "abc"},
+        },
+    }
+    seen.written(live)
+    assert seen.cronjob(("qa", "smoke")) == {"metadata": {"annotations": {SPEC_HASH: "abc"}}}
+    try:
+        seen.written({"kind": "Pod", "metadata": {"name": "p", "namespace": "qa"}})
+    except ValueError as exc:
+        assert "Pod" in str(exc)
+    else:
+        raise AssertionError("a Pod is not a write of ours")
