@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from tep_operator import names
 from tep_operator.cronjob import SPEC_HASH
 from tep_operator.seen import Seen
@@ -33,6 +35,19 @@ def job(name: str, active: bool, plan_name: str = "smoke") -> dict[str, Any]:
     }
 
 
+def cronjob() -> dict[str, Any]:
+    return {
+        "kind": "CronJob",
+        "metadata": {
+            "name": "smoke",
+            "namespace": "qa",
+            "labels": names.labels("smoke"),
+            "annotations": {**names.annotations("smoke"), SPEC_HASH: "abc"},
+        },
+        "spec": {"schedule": "* * * * *"},
+    }
+
+
 def test_active_runs_follow_the_jobs_events() -> None:
     seen = Seen()
     seen.job_seen(job("a", True))
@@ -58,16 +73,7 @@ def test_only_valid_plans_are_kept_and_a_plan_made_invalid_is_dropped() -> None:
 
 def test_of_a_cronjob_only_its_spec_hash_is_kept() -> None:
     seen = Seen()
-    live = {
-        "kind": "CronJob",
-        "metadata": {
-            "name": "smoke",
-            "namespace": "qa",
-            "labels": names.labels("smoke"),
-            "annotations": {**names.annotations("smoke"), SPEC_HASH: "abc"},
-        },
-        "spec": {"schedule": "* * * * *"},
-    }
+    live = cronjob()
     seen.cronjob_seen(live)
     assert seen.cronjob(("qa", "smoke")) == {"metadata": {"annotations": {SPEC_HASH: "abc"}}}
     seen.cronjob_gone(live)
@@ -79,20 +85,7 @@ def test_our_own_writes_are_seen_before_their_watch_events() -> None:
     created = {**job("manual", True), "status": {}}  # a Job just created has no status yet
     seen.written(created)
     assert seen.active(("qa", "smoke")) == ["manual"]
-    live = {
-        "kind": "CronJob",
-        "metadata": {
-            "name": "smoke",
-            "namespace": "qa",
-            "labels": names.labels("smoke"),
-            "annotations": {**names.annotations("smoke"), SPEC_HASH: "abc"},
-        },
-    }
-    seen.written(live)
+    seen.written(cronjob())
     assert seen.cronjob(("qa", "smoke")) == {"metadata": {"annotations": {SPEC_HASH: "abc"}}}
-    try:
+    with pytest.raises(ValueError, match="Pod"):
         seen.written({"kind": "Pod", "metadata": {"name": "p", "namespace": "qa"}})
-    except ValueError as exc:
-        assert "Pod" in str(exc)
-    else:
-        raise AssertionError("a Pod is not a write of ours")
