@@ -175,14 +175,20 @@ class _CollectorIndex:
     One file can be collected twice (a test module, and its doctests under --doctest-modules); a module-level
     skip or import error then ends both, and bare pytest reports (and counts) the file twice. The number lets
     the controller tell the second collector of a file from another worker's report of the first.
+
+    Every shard collects the whole suite, so a file skipped at import would be skipped in each shard's
+    counts: only shard 0 reports it (a skip passes on to xdist no further than a passing collector does).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shard: int) -> None:
+        self.shard = shard
         self.seen: dict[str, int] = {}
 
     @pytest.hookimpl(tryfirst=True)  # before xdist sends the report to the controller
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if not report.passed:
+        if report.skipped and self.shard:
+            report.outcome = "passed"  # its result, the items collected, is empty
+        elif not report.passed:
             index = self.seen[report.nodeid] = self.seen.get(report.nodeid, -1) + 1
             setattr(report, _COLLECTOR, index)
 
@@ -300,6 +306,12 @@ def _crashed(report: pytest.TestReport) -> bool:
     return isinstance(report.longrepr, str) and " crashed while running " in report.longrepr
 
 
+def _shard(option: str | None) -> tuple[int, int]:
+    """(index, shards) of --tep-shard INDEX/SHARDS; unsharded (0, 1)."""
+    index, shards = option.split("/") if option else ("0", "1")
+    return int(index), int(shards)
+
+
 _DIST, _MAXSCHEDCHUNK = "tep_dist", "tep_maxschedchunk"  # keys of xdist's workerinput
 
 
@@ -312,7 +324,7 @@ class _Arrange:
     """
 
     def __init__(self, config: pytest.Config, shard: str, split_file: str, durations_file: str) -> None:
-        self.index, self.shards = (int(n) for n in shard.split("/")) if shard else (0, 1)
+        self.index, self.shards = _shard(shard)
         self.split_file = split_file
         self.durations = load_durations(Path(durations_file)) if durations_file else {}
         self.config = config
@@ -404,9 +416,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_CrashTeardown(config), "tep-crash-teardown")
         config.pluginmanager.register(_OneCollectionReport(), "tep-one-collection-report")
         config.pluginmanager.register(_AsTheFinalLine(config), "tep-as-the-final-line")
-    if worker:
-        config.pluginmanager.register(_CollectorIndex(), "tep-collector-index")
     shard, durations = config.getoption("tep_shard"), config.getoption("tep_durations")
+    if worker:
+        config.pluginmanager.register(_CollectorIndex(_shard(shard)[0]), "tep-collector-index")
     if shard or durations:
         split_file = config.getoption("tep_split_file") or ""
         config.pluginmanager.register(

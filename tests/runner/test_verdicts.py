@@ -2,7 +2,10 @@
 pytest's own final line counts, on real suites, compared with bare pytest on the same suite."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 from tests.runner.conftest import OUTCOMES_PLUGIN, final_line, outcome_env
@@ -258,6 +261,23 @@ def test_a_module_level_skip_counts_as_bare_pytest_counts_it(write_suite, bare_p
     assert "SKIPPED [2] test_later.py:4: not on this platform" in skips
     own = (result.run_dir / "pytest.log").read_text().splitlines()
     assert skips == [line for line in own if line.startswith("SKIPPED")]
+
+
+def test_two_shards_count_a_module_level_skip_once(write_suite, bare_pytest, runner_env, tmp_path):
+    suite = write_suite("suite", MODULE_SKIPS)
+    bare = bare_pytest(suite, f"--junitxml={tmp_path / 'bare.xml'}")
+    shards = []
+    for index in range(2):  # every shard collects the whole suite, and is skipped the same files
+        env = runner_env(suite, TEP_SHARDS="2", TEP_SHARD_INDEX=str(index), TEP_JOB_NAME="demo-29400000")
+        env["TEP_TERMINATION_LOG"] = str(tmp_path / f"message-{index}")
+        shards.append(subprocess.Popen([sys.executable, "-m", "tep_runner"], env=os.environ | env))
+    assert sorted(shard.wait(timeout=120) for shard in shards) == [0, 0]
+    run_dir = tmp_path / "reports" / "qa" / "demo" / "20251124T160000Z-29400000"
+    run = json.loads((run_dir / "summary.json").read_text())
+    assert {key: run[key] for key in bare.final} == bare.final == {"passed": 2, "skipped": 4}
+    assert junit_counts(run_dir / "junit.xml") == junit_counts(tmp_path / "bare.xml")
+    page = html_counts(run_dir / "report.html")
+    assert (page["passed"], page["skipped"]) == (2, 4)
 
 
 def test_a_file_whose_two_collectors_fail_is_two_errors(write_suite, bare_pytest, run_runner):
