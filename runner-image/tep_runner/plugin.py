@@ -7,6 +7,7 @@ so summary.json tells pytest's story, also when pytest is stopped or killed.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -256,28 +257,40 @@ class _AsTheFinalLine:
         return next((p for p in self.config.pluginmanager.get_plugins() if isinstance(p, _HtmlReport)), None)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        html = self._html()
-        if report.skipped and html is not None:  # pytest-html files only collection errors
-            html._process_report(report, 0, [])
+        page = self._html()
+        if report.skipped and page is not None:  # pytest-html files only collection errors
+            page._process_report(report, 0, [])
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         if not isinstance(report, pytest.SubtestReport):
             return (yield)
-        html, xml = self._html(), self.config.stash.get(xml_key, None)
-        filed = dict(html._reports[report.nodeid]) if html is not None else {}
+        page, xml = self._html(), self.config.stash.get(xml_key, None)
+        filed = dict(page._reports[report.nodeid]) if page is not None else {}
         counted = _category(self.config, report) in OUTCOMES
         if isinstance(xml, LogXML) and not counted:
             reporter = xml.node_reporter(report)
             stats, elements = dict(xml.stats), len(reporter.nodes)
         yield
-        if html is not None:
-            html._reports[report.nodeid] = filed  # as before the subtest: it gets a row of its own, or none
+        if page is not None:
+            page._reports[report.nodeid] = filed  # as before the subtest: it gets a row of its own, or none
             if counted:
-                html._process_report(report, report.duration, [])
+                page._process_report(report, report.duration, [])
         if isinstance(xml, LogXML) and not counted:
             xml.stats.update(stats)
             del reporter.nodes[elements:]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        """A subtest's row names it after its test, as pytest's own SUBFAILED line does."""
+        if isinstance(report, pytest.SubtestReport):
+            test_id = f"{report.nodeid} {report._sub_test_description()}"
+            cells[:] = [
+                f'<td class="col-testId">{html.escape(test_id)}</td>'
+                if cell.startswith('<td class="col-testId">')
+                else cell
+                for cell in cells
+            ]
 
 
 class _CrashTeardown:

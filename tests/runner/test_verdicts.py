@@ -1,6 +1,7 @@
 """One story (issue 8, item 5): summary.json, the termination message, junit.xml and report.html count what
 pytest's own final line counts, on real suites, compared with bare pytest on the same suite."""
 
+import html
 import json
 import os
 import re
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+from tep_runner.htmlreport import parse
 from tests.runner.conftest import OUTCOMES_PLUGIN, final_line, outcome_env
 
 OUTCOMES = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
@@ -345,6 +347,14 @@ def test_subtests_are_in_every_artifact_as_in_the_final_line(write_suite, bare_p
     assert failures(result.run_dir / "junit.xml") == failures(tmp_path / "bare.xml")
     assert [case.find("skipped") for case in junit_cases(result.run_dir / "junit.xml")] == [None] * 4
     assert result.message["failedTests"] == ["test_sub.py::TestTable::test_rows", "test_sub.py::test_native"]
+    # report.html: a row for each subtest failure, named as pytest's SUBFAILED line names it, and the test's.
+    tests = parse((result.run_dir / "report.html").read_text()).data["tests"]
+    rows = tests["test_sub.py::TestTable::test_rows"]
+    assert [(row["result"], html.unescape(row["testId"])) for row in rows] == [
+        ("Failed", "test_sub.py::TestTable::test_rows (i='2')"),  # xdist hands the values on as text
+        ("Failed", "test_sub.py::TestTable::test_rows (i='3')"),
+        ("Passed", "test_sub.py::TestTable::test_rows"),  # a unittest test, judged apart from its subtests
+    ]
 
 
 def test_verbose_subtests_are_counted_as_the_final_line_counts_them(write_suite, bare_pytest, run_runner):
