@@ -252,20 +252,20 @@ class _AsTheFinalLine:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-
-    def _html(self) -> Any:
-        return next((p for p in self.config.pluginmanager.get_plugins() if isinstance(p, _HtmlReport)), None)
+        # Registered by pytest-html's pytest_configure, which runs before the plugin's (trylast).
+        self.page: Any = next(
+            (p for p in config.pluginmanager.get_plugins() if isinstance(p, _HtmlReport)), None
+        )
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        page = self._html()
-        if report.skipped and page is not None:  # pytest-html files only collection errors
-            page._process_report(report, 0, [])
+        if report.skipped and self.page is not None:  # pytest-html files only collection errors
+            self.page._process_report(report, 0, [])
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         if not isinstance(report, pytest.SubtestReport):
             return (yield)
-        page, xml = self._html(), self.config.stash.get(xml_key, None)
+        page, xml = self.page, self.config.stash.get(xml_key, None)
         filed = dict(page._reports[report.nodeid]) if page is not None else {}
         counted = _category(self.config, report) in OUTCOMES
         if isinstance(xml, LogXML) and not counted:
