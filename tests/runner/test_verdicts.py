@@ -254,9 +254,12 @@ def test_a_module_level_skip_counts_as_bare_pytest_counts_it(write_suite, bare_p
     bare = bare_pytest(suite, "-rs", f"--junitxml={tmp_path / 'bare.xml'}")
     # Each skipped file twice (xdist's own -n 2 says 2 skipped: it keeps one report per skip text).
     assert bare.final == {"passed": 2, "skipped": 4}
+    assert bare.outcomes["test_later.py"] == bare.outcomes["test_needs_c.py"] == ["skipped", "skipped"]
     assert junit_counts(tmp_path / "bare.xml") == {"tests": 6, "failures": 0, "errors": 0, "skipped": 4}
-    result = run_runner(suite, TEP_PYTEST_ARGS='["-rs"]')  # two workers
+    args = json.dumps(["-rs", *OUTCOMES_PLUGIN])
+    result = run_runner(suite, TEP_PYTEST_ARGS=args, **outcome_env(tmp_path, "runner"))  # two workers
     assert (result.code, result.message["result"]) == (0, "Passed"), result.output
+    assert json.loads((tmp_path / "outcomes-runner.json").read_text()) == bare.outcomes
     assert_one_story(result, bare.final, junit=junit_counts(tmp_path / "bare.xml"))
     assert result.summary()["total"] == 4  # the two tests and the two files, each once
     skips = [line for line in bare.output.splitlines() if line.startswith("SKIPPED")]
