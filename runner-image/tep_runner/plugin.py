@@ -7,6 +7,7 @@ so summary.json tells pytest's story, also when pytest is stopped or killed.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.junitxml import LogXML, xml_key
+from pytest_html.basereport import BaseReport as _HtmlReport
 from pytest_timeout import PYTEST_FAILURE_MESSAGE as _TIMEOUT_MESSAGE  # type: ignore[import-untyped]
 
 from tep_runner import record
@@ -23,9 +26,18 @@ from tep_runner.balance import share
 from tep_runner.durations import load as load_durations
 from tep_runner.ordering import COLLECTION, DURATION, order, refill_chunk
 from tep_runner.stopping import stopped_longrepr
+from tep_runner.summary import OUTCOMES
 
 # A test failed by pytest-timeout (signal method) says so in its failure text.
 _TIMED_OUT = re.compile(re.escape(_TIMEOUT_MESSAGE).replace(re.escape("%s"), r"[0-9.]+"))
+
+
+def _category(config: pytest.Config, report: pytest.CollectReport | pytest.TestReport) -> str:
+    """The list of pytest's final line the terminal reporter files the report in ("" for none)."""
+    if not getattr(report, "count_towards_summary", True):
+        return ""
+    category, _, _ = config.hook.pytest_report_teststatus(report=report, config=config)
+    return str(category)
 
 
 class _Recorder:
@@ -55,13 +67,6 @@ class _Recorder:
 
     def _write(self, event: str, **fields: Any) -> None:
         os.write(self.fd, record.line(event, **fields).encode())
-
-    def _category(self, report: pytest.CollectReport | pytest.TestReport) -> str:
-        """The list of pytest's final line the terminal reporter files the report in ("" for none)."""
-        if not getattr(report, "count_towards_summary", True):
-            return ""
-        category, _, _ = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
-        return str(category)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._write(record.COLLECTED, count=len(session.items))  # without xdist
@@ -93,7 +98,7 @@ class _Recorder:
             record.REPORT,
             nodeid=report.nodeid,
             when=report.when,
-            category=self._category(report),
+            category=_category(self.config, report),
             worker=worker,
             timedOut=report.failed and bool(_TIMED_OUT.search(report.longreprtext)),
         )
@@ -101,7 +106,7 @@ class _Recorder:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed or report.skipped:
             traceback = report.longreprtext[-record.TRACEBACK_CHARS :] if report.failed else None
-            category = self._category(report)
+            category = _category(self.config, report)
             self._write(record.COLLECT, nodeid=report.nodeid, category=category, traceback=traceback)
         # pytest stops at a collection error (unless --continue-on-collection-errors); xdist runs the other
         # tests regardless. Stop it the same way, so the run judges what bare pytest judges.
@@ -162,20 +167,130 @@ class _Recorder:
         report.when = "call"
 
 
-class _OneCollectionError:
-    """Every xdist worker collects, so a file that fails to collect is reported by each; xdist keeps one per
-    distinct `longrepr`, which after deserialisation is a new object each time. Hand xdist the first report
-    again, as bare pytest reports the file once."""
+_COLLECTOR = "tep_collector"  # a collection report's attribute, carried from the worker to the controller
+
+
+class _CollectorIndex:
+    """In each xdist worker: number the worker's failed or skipped collection reports of each node id.
+
+    One file can be collected twice (a test module, and its doctests under --doctest-modules); a module-level
+    skip or import error then ends both, and bare pytest reports (and counts) the file twice. The number lets
+    the controller tell the second collector of a file from another worker's report of the first.
+
+    Every shard collects the whole suite, so a file skipped at import would be skipped in each shard's
+    counts: only shard 0 reports it (a skip passes on to xdist no further than a passing collector does).
+    """
+
+    def __init__(self, shard: int) -> None:
+        self.shard = shard
+        self.seen: dict[str, int] = {}
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist sends the report to the controller
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped and self.shard:
+            report.outcome = "passed"  # its result, the items collected, is empty
+        elif not report.passed:
+            index = self.seen[report.nodeid] = self.seen.get(report.nodeid, -1) + 1
+            setattr(report, _COLLECTOR, index)
+
+
+class _Distinct:
+    """Equal only to itself: xdist keeps one collection report per distinct longrepr, and the two collectors
+    of one file fail with equal texts, or skip with equal (path, line, reason)."""
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+
+class _DistinctText(_Distinct, str):
+    pass
+
+
+class _DistinctSkip(_Distinct, tuple):  # type: ignore[type-arg]
+    pass
+
+
+class _OneCollectionReport:
+    """Every xdist worker collects, so each reports every file that fails to collect or is skipped; xdist
+    keeps one report per distinct `longrepr`: after deserialisation an equal text for an error, an equal
+    tuple for a skip, whichever collector of the file it came from. Hand xdist the first report of each
+    (node id, collector) again, and make the longrepr of each kept one distinct, so the run reports each
+    collector once, as bare pytest does."""
 
     def __init__(self) -> None:
-        self.failed: dict[str, pytest.CollectReport] = {}
+        self.kept: dict[tuple[str, int], pytest.CollectReport] = {}
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_from_serializable(self) -> Generator[None, object, object]:
         report = yield
-        if isinstance(report, pytest.CollectReport) and report.failed:
-            return self.failed.setdefault(report.nodeid, report)
-        return report
+        if not isinstance(report, pytest.CollectReport) or report.passed:
+            return report
+        kept = self.kept.setdefault((report.nodeid, getattr(report, _COLLECTOR, 0)), report)
+        if kept is report and isinstance(report.longrepr, str):
+            report.longrepr = _DistinctText(report.longrepr)
+        elif kept is report and isinstance(report.longrepr, tuple):
+            report.longrepr = _DistinctSkip(report.longrepr)
+        return kept
+
+
+class _AsTheFinalLine:
+    """report.html and junit.xml hold the reports pytest's final line counts, where on their own they do not.
+
+    pytest-html (4.2) leaves out a skipped collector (a module-level skip, in the final line and junit.xml),
+    and files a test's reports by (phase, outcome): of a test's subtests (pytest 9) only the last report of
+    each outcome stayed, and a passing subtest gave a failed test a Passed row. JUnit counts every subtest
+    report, those the final line leaves out (passed ones, and skipped ones at the default verbosity): more
+    than 20,000 "tests" for a suite of 765, and a <skipped> in a test that passed. Now each subtest report
+    the final line counts is a row of its own (and stays in junit.xml: every failed subtest is a <failure>
+    of its test); one it does not count is in neither. This uses pytest-html's and junitxml's private row
+    and count code, whose versions requirements.lock pins."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        # Registered by pytest-html's pytest_configure, which runs before the plugin's (trylast).
+        self.page: Any = next(
+            (p for p in config.pluginmanager.get_plugins() if isinstance(p, _HtmlReport)), None
+        )
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped and self.page is not None:  # pytest-html files only collection errors
+            self.page._process_report(report, 0, [])
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        if not isinstance(report, pytest.SubtestReport):
+            return (yield)
+        page, xml = self.page, self.config.stash.get(xml_key, None)
+        filed = dict(page._reports[report.nodeid]) if page is not None else {}
+        counted = _category(self.config, report) in OUTCOMES
+        if isinstance(xml, LogXML) and not counted:
+            reporter = xml.node_reporter(report)
+            stats, elements = dict(xml.stats), len(reporter.nodes)
+        yield
+        if page is not None:
+            page._reports[report.nodeid] = filed  # as before the subtest: it gets a row of its own, or none
+            if counted:
+                page._process_report(report, report.duration, [])
+        if isinstance(xml, LogXML) and not counted:
+            xml.stats.update(stats)
+            del reporter.nodes[elements:]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        """A subtest's row names it after its test, as pytest's own SUBFAILED line does."""
+        if isinstance(report, pytest.SubtestReport):
+            test_id = f"{report.nodeid} {report._sub_test_description()}"
+            cells[:] = [
+                f'<td class="col-testId">{html.escape(test_id)}</td>'
+                if cell.startswith('<td class="col-testId">')
+                else cell
+                for cell in cells
+            ]
 
 
 class _CrashTeardown:
@@ -204,6 +319,12 @@ def _crashed(report: pytest.TestReport) -> bool:
     return isinstance(report.longrepr, str) and " crashed while running " in report.longrepr
 
 
+def _shard(option: str | None) -> tuple[int, int]:
+    """(index, shards) of --tep-shard INDEX/SHARDS; unsharded (0, 1)."""
+    index, shards = option.split("/") if option else ("0", "1")
+    return int(index), int(shards)
+
+
 _DIST, _MAXSCHEDCHUNK = "tep_dist", "tep_maxschedchunk"  # keys of xdist's workerinput
 
 
@@ -216,7 +337,7 @@ class _Arrange:
     """
 
     def __init__(self, config: pytest.Config, shard: str, split_file: str, durations_file: str) -> None:
-        self.index, self.shards = (int(n) for n in shard.split("/")) if shard else (0, 1)
+        self.index, self.shards = _shard(shard)
         self.split_file = split_file
         self.durations = load_durations(Path(durations_file)) if durations_file else {}
         self.config = config
@@ -306,8 +427,11 @@ def pytest_configure(config: pytest.Config) -> None:
             _Recorder(config, record_file, config.getoption("tep_stop_file")), "tep-recorder"
         )
         config.pluginmanager.register(_CrashTeardown(config), "tep-crash-teardown")
-        config.pluginmanager.register(_OneCollectionError(), "tep-one-collection-error")
+        config.pluginmanager.register(_OneCollectionReport(), "tep-one-collection-report")
+        config.pluginmanager.register(_AsTheFinalLine(config), "tep-as-the-final-line")
     shard, durations = config.getoption("tep_shard"), config.getoption("tep_durations")
+    if worker:
+        config.pluginmanager.register(_CollectorIndex(_shard(shard)[0]), "tep-collector-index")
     if shard or durations:
         split_file = config.getoption("tep_split_file") or ""
         config.pluginmanager.register(

@@ -18,8 +18,8 @@ class _Outcomes:
             self.outcomes.setdefault(report.nodeid, []).append(category)
 
     def pytest_collectreport(self, report):
-        if report.failed:
-            self.outcomes.setdefault(report.nodeid, []).append("error")
+        if not report.passed:  # a file that did not collect, or was skipped at import (each collector)
+            self.outcomes.setdefault(report.nodeid, []).append("error" if report.failed else "skipped")
 
     def pytest_unconfigure(self):
         with open(os.environ["TEP_OUTCOMES_FILE"], "w") as f:
