@@ -20,6 +20,7 @@ from tep_operator.status import (
     merge_conditions,
 )
 from tep_runner.balance import imbalance
+from tep_runner.shards import failed_once
 
 RUNNER_CONTAINER = "runner"
 MESSAGE_VERSION = 1
@@ -222,9 +223,11 @@ def run_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> dic
         for key in COUNTS:
             run[key] += int(message.get(key) or 0)
         run["workers"] += int(message.get("workers") or 0)
-        run["failedTests"].extend(message.get("failedTests") or [])
         timed_out.extend(message.get("timedOut") or [])
-    run["failedTests"] = run["failedTests"][:MAX_FAILED_TESTS]
+    failed, repeated = failed_once(m.get("failedTests") or [] for m in found)
+    run["errors"] -= repeated
+    run["total"] -= repeated
+    run["failedTests"] = failed[:MAX_FAILED_TESTS]
     if timed_out:  # stopped at the deadline, or failed by pytest-timeout (also in failedTests)
         run["timedOut"] = timed_out[:MAX_FAILED_TESTS]
     if found:

@@ -1,10 +1,15 @@
-"""Shards: the merge of the shards' results into the run's (balance.py splits the tests)."""
+"""Shards: the merge of the shards' results into the run's (balance.py splits the tests).
+
+Each test runs in one shard, but every shard collects the whole suite: a collection error is reported
+by each shard, and bare pytest reports it once. A node id in more than one shard's results is such a
+report, and the merge keeps it once (htmlreport.merge does the same for report.html).
+"""
 
 from __future__ import annotations
 
 import html
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tep_runner.adaptive import PEAK_MEMORY, UTILIZATION
@@ -17,39 +22,68 @@ COUNTS = (
 
 
 def merge_junit(documents: Sequence[str]) -> str:
-    """One <testsuites> holding every shard's <testsuite> elements."""
+    """One <testsuites> holding every shard's <testsuite> elements, each collection error once."""
     merged = ET.Element("testsuites", name="pytest tests")
+    kept: set[tuple[str, ...]] = set()
     for document in documents:
         root = ET.fromstring(document)
-        merged.extend([root] if root.tag == "testsuite" else root.findall("testsuite"))
+        suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+        for suite in suites:
+            for case in suite.findall("testcase"):
+                key = (case.get("classname", ""), case.get("name", ""), case.get("file", ""))
+                if key in kept:
+                    suite.remove(case)
+                    for counter in ("tests", "errors"):
+                        suite.set(counter, str(int(suite.get(counter, "1")) - 1))
+            kept.update((c.get("classname", ""), c.get("name", ""), c.get("file", "")) for c in suite)
+        merged.extend(suites)
     return ET.tostring(merged, encoding="unicode", xml_declaration=True)
+
+
+def failed_once(failed_per_shard: Iterable[Sequence[str]]) -> tuple[list[str], int]:
+    """The shards' failed tests, each once, and how many repeats were dropped: the collection errors
+    that more than one shard reported, to be taken off the summed `errors` and `total`."""
+    failed = [test for tests in failed_per_shard for test in tests]
+    once = list(dict.fromkeys(failed))
+    return once, len(failed) - len(once)
 
 
 def merge_summaries(summaries: Sequence[Mapping[str, Any]], report_path: str) -> dict[str, Any]:
     """The run's summary: counts summed, the duration of the slowest shard, the worst result."""
     results = [s["result"] for s in summaries]
     result = next((r for r in ("Error", "Failed") if r in results), "Passed")
-    # A reason explains a shard that did not pass; the run's is theirs.
-    reasons = [
-        f"shard {s['shard']}: {s['reason']}"
-        for s in summaries
-        if s["result"] == result != "Passed" and "reason" in s
-    ]
+    # A reason explains a shard that did not pass; the run's is theirs, each text once.
+    reasons: dict[str, list[str]] = {}
+    for s in summaries:
+        if s["result"] == result != "Passed" and "reason" in s:
+            reasons.setdefault(s["reason"], []).append(str(s["shard"]))
+    failed, repeated = failed_once([s["failedTests"] for s in summaries])
+    counts = {key: sum(s[key] for s in summaries) for key in COUNTS}
+    counts["errors"] -= repeated
+    counts["total"] -= repeated
     return {
         "result": result,
-        **({"reason": "; ".join(reasons)} if reasons else {}),
-        **{key: sum(s[key] for s in summaries) for key in COUNTS},
+        **(
+            {"reason": "; ".join(_shards_said(shards, text) for text, shards in reasons.items())}
+            if reasons
+            else {}
+        ),
+        **counts,
         "durationSeconds": max(s["durationSeconds"] for s in summaries),
         "shards": len(summaries),
         # How far the slowest shard finished after the mean one (balance.py split them by duration).
         "imbalance": imbalance([float(s["durationSeconds"]) for s in summaries]),
         **_measures(summaries),
         "reportPath": report_path,
-        "failedTests": [test for s in summaries for test in s["failedTests"]],
+        "failedTests": failed,
         "timedOut": [test for s in summaries for test in s.get("timedOut", [])],
         "runId": summaries[0]["runId"],
         "startTime": min(s["startTime"] for s in summaries),
     }
+
+
+def _shards_said(shards: Sequence[str], text: str) -> str:
+    return f"shard{'s' if len(shards) > 1 else ''} {', '.join(shards)}: {text}"
 
 
 def _measures(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -34,6 +34,22 @@ def test_merge_junit_keeps_every_testcase():
     assert len(merged.findall(".//failure")) == 1
 
 
+def test_merge_junit_keeps_a_collection_error_every_shard_reported_once():
+    error = (
+        '<testcase classname="" name="test_broken" file="test_broken.py">'
+        '<error message="collection failure"/></testcase>'
+    )
+    shard_junit = (
+        f'<testsuites><testsuite name="pytest" tests="1" errors="1">{error}</testsuite></testsuites>'
+    )
+    merged = ET.fromstring(merge_junit([shard_junit, shard_junit]))
+    assert [c.get("name") for c in merged.iter("testcase")] == ["test_broken"]
+    assert [(s.get("tests"), s.get("errors")) for s in merged.findall("testsuite")] == [
+        ("1", "1"),
+        ("0", "0"),
+    ]
+
+
 def shard(i, result, **counts):
     base = dict.fromkeys(COUNTS, 0) | {"workers": 2}
     return base | counts | {
@@ -70,6 +86,17 @@ def test_merge_summaries():
     assert "reason" not in run  # a passing shard's note (an empty share) is no reason of a failed run
     xfails = merge_summaries([shard(0, "Passed", xfailed=2), shard(1, "Passed", xfailed=1, xpassed=1)], "p")
     assert (xfails["xfailed"], xfails["xpassed"]) == (3, 1)
+    collection = [
+        shard(i, "Error") | {"total": 1, "errors": 1, "failedTests": ["t.py"], "reason": "why"}
+        for i in range(2)
+    ]
+    once = merge_summaries(collection, "p")
+    assert (once["total"], once["errors"], once["failedTests"], once["reason"]) == (
+        1,
+        1,
+        ["t.py"],
+        "shards 0, 1: why",
+    )
     broken = merge_summaries(
         [shard(0, "Failed", failed=1), shard(1, "Error") | {"reason": "no tests collected"}], "p"
     )

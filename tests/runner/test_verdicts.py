@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from tep_runner.htmlreport import parse
 from tests.runner.conftest import OUTCOMES_PLUGIN, final_line, outcome_env
@@ -268,21 +269,44 @@ def test_a_module_level_skip_counts_as_bare_pytest_counts_it(write_suite, bare_p
     assert skips == [line for line in own if line.startswith("SKIPPED")]
 
 
-def test_two_shards_count_a_module_level_skip_once(write_suite, bare_pytest, runner_env, tmp_path):
-    suite = write_suite("suite", MODULE_SKIPS)
-    bare = bare_pytest(suite, f"--junitxml={tmp_path / 'bare.xml'}")
+def two_shards(suite, runner_env, tmp_path) -> tuple[list[int], Path]:
+    """Both shards of a run of `suite`, as two pods would run them: their exit codes and the run's folder."""
     shards = []
-    for index in range(2):  # every shard collects the whole suite, and is skipped the same files
+    for index in range(2):  # every shard collects the whole suite
         env = runner_env(suite, TEP_SHARDS="2", TEP_SHARD_INDEX=str(index), TEP_JOB_NAME="demo-29400000")
         env["TEP_TERMINATION_LOG"] = str(tmp_path / f"message-{index}")
         shards.append(subprocess.Popen([sys.executable, "-m", "tep_runner"], env=os.environ | env))
-    assert sorted(shard.wait(timeout=120) for shard in shards) == [0, 0]
-    run_dir = tmp_path / "reports" / "qa" / "demo" / "20251124T160000Z-29400000"
+    codes = sorted(shard.wait(timeout=120) for shard in shards)
+    return codes, tmp_path / "reports" / "qa" / "demo" / "20251124T160000Z-29400000"
+
+
+def test_two_shards_count_a_module_level_skip_once(write_suite, bare_pytest, runner_env, tmp_path):
+    suite = write_suite("suite", MODULE_SKIPS)
+    bare = bare_pytest(suite, f"--junitxml={tmp_path / 'bare.xml'}")
+    codes, run_dir = two_shards(suite, runner_env, tmp_path)
+    assert codes == [0, 0]
     run = json.loads((run_dir / "summary.json").read_text())
     assert {key: run[key] for key in bare.final} == bare.final == {"passed": 2, "skipped": 4}
     assert junit_counts(run_dir / "junit.xml") == junit_counts(tmp_path / "bare.xml")
     page = html_counts(run_dir / "report.html")
     assert (page["passed"], page["skipped"]) == (2, 4)
+
+
+def test_two_shards_count_a_collection_error_once(write_suite, bare_pytest, runner_env, tmp_path):
+    suite = write_suite("suite", {
+        "test_broken.py": "import no_such_module\n",
+        "test_ok.py": "def test_a():\n    pass\n\n\ndef test_b():\n    pass\n",
+    })  # fmt: skip
+    bare = bare_pytest(suite, f"--junitxml={tmp_path / 'bare.xml'}")
+    assert bare.final == {"errors": 1}  # pytest stops at a collection error: nothing ran
+    codes, run_dir = two_shards(suite, runner_env, tmp_path)
+    assert codes == [2, 2]
+    run = json.loads((run_dir / "summary.json").read_text())
+    assert (run["result"], run["total"], run["errors"], run["passed"]) == ("Error", 1, 1, 0), run
+    assert run["failedTests"] == ["test_broken.py"]
+    assert run["reason"].startswith("shards 0, 1: collection errors in test_broken.py"), run["reason"]
+    assert junit_counts(run_dir / "junit.xml") == junit_counts(tmp_path / "bare.xml")
+    assert html_counts(run_dir / "report.html")["error"] == 1
 
 
 def test_a_file_whose_two_collectors_fail_is_two_errors(write_suite, bare_pytest, run_runner):

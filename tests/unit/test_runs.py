@@ -244,6 +244,22 @@ def test_shards_are_summed_and_the_report_is_the_merged_one() -> None:
     assert run["reportPath"] == "qa/smoke/R/report.html"
 
 
+def test_a_collection_error_every_shard_reported_counts_once() -> None:
+    # every shard collects the whole suite, so each reports the file that did not import
+    broken = {
+        "result": "Error",
+        "total": 1,
+        "errors": 1,
+        "failedTests": ["t.py"],
+        "reason": "collection errors in t.py",
+    }
+    run = run_result(
+        job(shards=2, condition="Failed", reason="FailedIndexes"),
+        [pod(text=message(**broken), index=0), pod(text=message(**broken, shard=1), index=1)],
+    )
+    assert (run["result"], run["total"], run["errors"], run["failedTests"]) == ("Error", 1, 1, ["t.py"])
+
+
 def test_a_shard_without_a_summary_is_an_error_naming_it() -> None:
     run = run_result(
         job(shards=2, condition="Failed", reason="FailedIndexes"),
