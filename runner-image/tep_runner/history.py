@@ -31,6 +31,7 @@ from filelock import FileLock
 
 from tep_runner.runid import job_minutes
 from tep_runner.settings import Settings
+from tep_runner.summary import OUTCOME_PROPERTY, XPASSED
 
 VERSION = 1
 FILE = ".history.jsonl"
@@ -39,9 +40,10 @@ LOCK = ".history.lock"
 MAX_RUNS = 200
 MAX_AGE_DAYS = 90
 
-# One test's outcome in one run. "flaky": failed, then passed on a rerun (pytest-rerunfailures).
+# One test's outcome in one run. "flaky": failed, then passed on a rerun (pytest-rerunfailures); "xpassed":
+# marked xfail and passed (a pass in JUnit, named by the runner's property).
 PASSED, FAILED, ERROR, SKIPPED, XFAILED, FLAKY = "passed", "failed", "error", "skipped", "xfailed", "flaky"
-OUTCOMES = (PASSED, FAILED, ERROR, SKIPPED, XFAILED, FLAKY)
+OUTCOMES = (PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED, FLAKY)
 COUNTS = ("total", "passed", "failed", "errors", "skipped", "flaky", "xfailed", "xpassed")
 # Measures of the run kept when its summary has them (adaptive.py and balance.py read them back).
 MEASURES = ("cpuUtilization", "peakMemoryPerWorker", "imbalance")
@@ -112,6 +114,8 @@ def _result(cases: Sequence[ET.Element]) -> Result:
     if skipped is not None:
         outcome = XFAILED if skipped.get("type") == "pytest.xfail" else SKIPPED
         return Result(outcome, seconds, skipped.get("message", ""))
+    if any(p.get("name") == OUTCOME_PROPERTY and p.get("value") == XPASSED for p in last.iter("property")):
+        return Result(XPASSED, seconds, "")
     return Result(PASSED, seconds, "")
 
 

@@ -26,7 +26,7 @@ from tep_runner.balance import share
 from tep_runner.durations import load as load_durations
 from tep_runner.ordering import COLLECTION, DURATION, order, refill_chunk
 from tep_runner.stopping import stopped_longrepr
-from tep_runner.summary import OUTCOMES
+from tep_runner.summary import OUTCOME_PROPERTY, OUTCOMES, XPASSED
 
 # A test failed by pytest-timeout (signal method) says so in its failure text.
 _TIMED_OUT = re.compile(re.escape(_TIMEOUT_MESSAGE).replace(re.escape("%s"), r"[0-9.]+"))
@@ -264,7 +264,12 @@ class _AsTheFinalLine:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         if not isinstance(report, pytest.SubtestReport):
-            return (yield)
+            yield
+            xml = self.config.stash.get(xml_key, None)
+            if isinstance(xml, LogXML) and _category(self.config, report) == XPASSED:
+                # JUnit has no xpassed: its <testcase> is a pass; the property keeps the final line's word
+                xml.node_reporter(report).add_property(OUTCOME_PROPERTY, XPASSED)
+            return
         page, xml = self.page, self.config.stash.get(xml_key, None)
         filed = dict(page._reports[report.nodeid]) if page is not None else {}
         counted = _category(self.config, report) in OUTCOMES

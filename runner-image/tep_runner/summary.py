@@ -18,6 +18,8 @@ OUTCOMES = {
     "failed": "failed", "passed": "passed", "skipped": "skipped", "xfailed": "xfailed",
     "xpassed": "xpassed", "error": "errors",
 }  # fmt: skip
+# JUnit has no word for an unexpected pass (its <testcase> is a pass): a <property> gives pytest's.
+OUTCOME_PROPERTY, XPASSED = "tep.outcome", "xpassed"
 # pytest's exit codes that mean the run itself broke (https://docs.pytest.org/en/stable/reference/exit-codes.html)
 _BROKEN = {2: "interrupted", 3: "pytest internal error", 4: "pytest usage error", 5: "no tests collected"}
 # What pytest prints when a conftest.py given by the configuration or the first folders fails to import.

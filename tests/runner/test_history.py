@@ -17,6 +17,7 @@ JUNIT = """<testsuites><testsuite name="pytest">
 <testcase classname="test_a" name="test_err" file="test_a.py" time="0"><error message="fixture broke"/></testcase>
 <testcase classname="test_a" name="test_skip" file="test_a.py" time="0"><skipped message="later"/></testcase>
 <testcase classname="test_a" name="test_xf" file="test_a.py" time="0"><skipped type="pytest.xfail" message="known"/></testcase>
+<testcase classname="test_a" name="test_xp" file="test_a.py" time="0"><properties><property name="tep.outcome" value="xpassed"/></properties></testcase>
 <testcase classname="" name="" time="0"/>
 </testsuite></testsuites>"""
 
@@ -31,6 +32,7 @@ def test_tests_from_junit_groups_reruns():
         "test_a.py::test_err": "error",
         "test_a.py::test_skip": "skipped",
         "test_a.py::test_xf": "xfailed",
+        "test_a.py::test_xp": "xpassed",
     }
     assert tests["test_a.py::test_flaky"].seconds == 0.6
     assert tests["test_a.py::test_flaky"].message == "boom"

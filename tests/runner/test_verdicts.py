@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tep_runner import history
 from tep_runner.htmlreport import parse
 from tests.runner.conftest import OUTCOMES_PLUGIN, final_line, outcome_env
 
@@ -125,6 +126,16 @@ def test_every_outcome_has_its_own_count(write_suite, bare_pytest, run_runner):
         "test_kinds.py::test_needs_db",
         "test_kinds.py::test_wrong",
     ]
+    # The history (the report browser's grid) files each test under the final line's word, xpassed too.
+    (record,) = history.read_records(result.run_dir.parent)
+    assert {test: found[0] for test, found in record["tests"].items()} == {
+        "test_kinds.py::test_ok": "passed",
+        "test_kinds.py::test_wrong": "failed",
+        "test_kinds.py::test_later": "skipped",
+        "test_kinds.py::test_known_bug": "xfailed",
+        "test_kinds.py::test_fixed_meanwhile": "xpassed",
+        "test_kinds.py::test_needs_db": "error",
+    }
 
 
 def test_a_test_that_kills_its_worker_is_failed_everywhere(write_suite, bare_pytest, run_runner):

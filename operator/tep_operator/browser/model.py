@@ -20,7 +20,7 @@ from tep_runner.runid import run_id_time
 CELLS = 20  # runs shown as cells on the plans page (its pass rate and sparkline cover the same runs)
 WINDOW = 30  # runs in a plan page's grid and rankings unless ?runs= says otherwise
 RANKED = 10  # tests listed in each ranking
-PASS_LIKE = (history.PASSED, history.FLAKY)
+PASS_LIKE = (history.PASSED, history.XPASSED, history.FLAKY)
 FAIL_LIKE = (history.FAILED, history.ERROR)
 RESULT_PASSED = "Passed"
 

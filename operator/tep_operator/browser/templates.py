@@ -7,7 +7,7 @@ BASE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{% block title %}{% endblock %} · tep reports</title>
 <style>
-:root{--pass:#2e7d32;--fail:#c62828;--error:#6a1b9a;--flaky:#f9a825;--skip:#9e9e9e;--none:#eceff1;
+:root{--pass:#2e7d32;--xpass:#81c784;--fail:#c62828;--error:#6a1b9a;--flaky:#f9a825;--skip:#9e9e9e;--none:#eceff1;
 --ink:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff}
@@ -26,7 +26,7 @@ table.list td.num,table.list th.num{text-align:right}
 tr.red td:first-child{box-shadow:inset 4px 0 0 var(--fail)}
 tr.green td:first-child{box-shadow:inset 4px 0 0 var(--pass)}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;font-size:12px}
-.Passed,.passed{background:var(--pass)}.Failed,.failed{background:var(--fail)}
+.Passed,.passed{background:var(--pass)}.xpassed{background:var(--xpass)}.Failed,.failed{background:var(--fail)}
 .Error,.error{background:var(--error)}.flaky{background:var(--flaky)}
 .skipped,.xfailed{background:var(--skip)}.absent{background:var(--none)}.Running{background:#1565c0}
 .cells{display:flex;gap:2px}
@@ -113,7 +113,7 @@ PLAN = """{% extends "base.html" %}{% block title %}{{ ns }}/{{ plan }}{% endblo
 </div>
 <h2 id="grid">Per-test grid</h2>
 <p class="legend muted">Newest run on the left; a cell opens that run's report.
-<span class="sw passed"></span>passed<span class="sw failed"></span>failed<span class="sw error"></span>error<span class="sw flaky"></span>flaky (passed on rerun)<span class="sw skipped"></span>skipped / xfailed<span class="sw absent"></span>absent
+<span class="sw passed"></span>passed<span class="sw failed"></span>failed<span class="sw error"></span>error<span class="sw xpassed"></span>xpassed (marked xfail, passed)<span class="sw flaky"></span>flaky (passed on rerun)<span class="sw skipped"></span>skipped / xfailed<span class="sw absent"></span>absent
 &nbsp; Show <a href="?runs=10">10</a> · <a href="?runs=30">30</a> · <a href="?runs=100">100</a> · <a href="?runs={{ max_runs }}">all</a> runs</p>
 <div style="overflow-x:auto"><table class="grid"><tr><th></th>
 {% for run in window %}<th class="run"><a href="{{ run_url(run.run_id) }}" title="{{ run.run_id }}: {{ run.result }}">{{ short(run.start) }}</a></th>{% endfor %}</tr>
