@@ -22,8 +22,6 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
 
-from filelock import FileLock
-
 from tep_runner import adaptive, cgroup, durations, gitclone, history, retention, shards, stopping
 from tep_runner.command import (
     durations_file,
@@ -311,6 +309,8 @@ class _Run:
 
     def _merge_if_complete(self) -> None:
         """The last shard to finish writes the run-level files; the lock makes "last" well defined."""
+        from filelock import FileLock  # here, as in history.write_run: off the path to pytest's start
+
         n = self.settings.shards
         with FileLock(self.run_dir / ".merge.lock"):
             paths = [self.run_dir / f"shard-{i}" / "summary.json" for i in range(n)]

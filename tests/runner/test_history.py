@@ -2,9 +2,11 @@
 
 # ruff: noqa: E501  (JUnit XML lines)
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from tep_runner import history
+from tep_runner.settings import settings_from_env
 
 JUNIT = """<testsuites><testsuite name="pytest">
 <testcase classname="test_a" name="test_ok" file="test_a.py" time="0.5"/>
@@ -97,3 +99,54 @@ def test_a_real_run_writes_one_record(run_runner, write_suite):
     assert records[0]["tests"].keys() == {"test_x.py::test_ok", "test_x.py::test_no"}
     assert records[0]["tests"]["test_x.py::test_no"][0] == "failed"
     assert records[0]["counts"]["failed"] == 1 == failed
+
+
+def _write(plan_dir, run_id, start, result="Passed"):
+    """history.write_run of a run folder holding only a summary.json."""
+    run_dir = plan_dir / run_id
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "summary.json").write_text(json.dumps({"runId": run_id, "startTime": start, "result": result}))
+    env = {
+        "TEP_NAMESPACE": "qa",
+        "TEP_PLAN": "p",
+        "TEP_TESTS_DIR": str(plan_dir),
+        "TEP_REPORTS_DIR": str(plan_dir),
+    }
+    said = []
+    history.write_run(plan_dir, run_dir, settings_from_env(env), said.append)
+    assert said == []
+
+
+def test_write_run_appends_and_rewrites_within_the_bounds_only_when_the_file_is_full(tmp_path):
+    now = datetime.now(UTC)
+    file = tmp_path / history.FILE
+
+    def start(i):
+        return (now - timedelta(minutes=1000 - i)).isoformat()
+
+    _write(tmp_path, "r0000", start(0))
+    first = file.read_bytes()
+    _write(tmp_path, "r0001", start(1))
+    assert file.read_bytes().startswith(first)  # appended: the earlier line is left as it was
+    for i in range(2, history.MAX_RUNS + history.SLACK):
+        _write(tmp_path, f"r{i:04d}", start(i))
+    assert file.read_text().count("\n") == history.MAX_RUNS + history.SLACK  # full, and never more
+    assert len(history.read_records(tmp_path)) == history.MAX_RUNS  # readers see the bounds already
+    _write(tmp_path, "new", now.isoformat())
+    lines = file.read_text().splitlines()
+    assert len(lines) == history.MAX_RUNS  # rewritten within the bounds
+    assert [r["runId"] for r in history.parse(file.read_text())] == [
+        r["runId"] for r in history.read_records(tmp_path)
+    ]
+    assert json.loads(lines[-1])["runId"] == "new"
+
+
+def test_a_run_written_again_replaces_its_record_and_a_cut_line_is_skipped(tmp_path):
+    now = datetime.now(UTC)
+    _write(tmp_path, "r1", (now - timedelta(minutes=2)).isoformat())
+    with (tmp_path / history.FILE).open("a") as f:
+        f.write('{"v": 1, "runId": "cut sh')  # a crash in the middle of an append
+    _write(tmp_path, "r2", (now - timedelta(minutes=1)).isoformat())
+    _write(tmp_path, "r1", (now - timedelta(minutes=2)).isoformat(), result="Failed")  # the merge, again
+    records = history.read_records(tmp_path)
+    assert [(r["runId"], r["result"]) for r in records] == [("r1", "Failed"), ("r2", "Passed")]
