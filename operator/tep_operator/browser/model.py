@@ -16,11 +16,12 @@ from typing import Any
 
 from tep_runner import history
 from tep_runner.runid import run_id_time
+from tep_runner.summary import XPASSED
 
 CELLS = 20  # runs shown as cells on the plans page (its pass rate and sparkline cover the same runs)
 WINDOW = 30  # runs in a plan page's grid and rankings unless ?runs= says otherwise
 RANKED = 10  # tests listed in each ranking
-PASS_LIKE = (history.PASSED, history.XPASSED, history.FLAKY)
+PASS_LIKE = (history.PASSED, XPASSED, history.FLAKY)
 FAIL_LIKE = (history.FAILED, history.ERROR)
 RESULT_PASSED = "Passed"
 
