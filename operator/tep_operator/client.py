@@ -14,7 +14,7 @@ import json
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import urllib3
@@ -130,17 +130,17 @@ class Kube:
             raise ApiException(response.status, response.reason or "", response.data.decode(errors="replace"))
         return json.loads(response.data) if response.data else {}
 
-    def _paged(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a LIST, fetched LIST_PAGE_SIZE at a time (limit/continue)."""
-        items: list[dict[str, Any]] = []
+    def _paged(self, path: str, label_selector: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a LIST, fetched LIST_PAGE_SIZE at a time (limit/continue), page after
+        page as the caller goes on: only one page is in memory (10,000 CronJobs take 150 MB)."""
         token = None
         while True:
             query = {"labelSelector": label_selector, "limit": LIST_PAGE_SIZE, "continue": token}
             page = self._call("GET", path, query=query)
-            items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
+            yield from page.pop("items", None) or []
             if not token:
-                return items
+                return
 
     # TestPlans
 
@@ -156,7 +156,7 @@ class Kube:
                 return None
             raise
 
-    def list_plans(self, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list_plans(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
         return self._paged(f"{PLANS}{_in(namespace)}/{names.PLURAL}")
 
     def patch_plan_status(
@@ -233,11 +233,11 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    def list_managed_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
+    def list_managed_jobs(self, namespace: str | None) -> Iterator[dict[str, Any]]:
         """Our Jobs, in `namespace` or (None) in every namespace."""
         return self._paged(f"{BATCH}{_in(namespace)}/jobs", MANAGED)
 
-    def list_managed_cronjobs(self, namespace: str | None) -> list[dict[str, Any]]:
+    def list_managed_cronjobs(self, namespace: str | None) -> Iterator[dict[str, Any]]:
         """Our CronJobs, in `namespace` or (None) in every namespace."""
         return self._paged(f"{BATCH}{_in(namespace)}/cronjobs", MANAGED)
 
