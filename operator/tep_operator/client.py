@@ -3,8 +3,8 @@
 Plain JSON over HTTP (urllib3), not the official `kubernetes` package: the operator reads and
 writes the raw camelCase dicts the API serves, which its pure core works on, so the package's
 models (imported with its ApiClient: about 24 MB of RSS) and its per-call argument checks
-(pydantic: a fifth of the operator's CPU per plan) bought nothing. Calls are synchronous; kopf
-runs the handlers that use them in its thread pool, which shares one pool of connections.
+(pydantic: a fifth of the operator's CPU per plan) bought nothing. Calls are synchronous; the
+handlers make them in their threads (tep_operator.handlers), which share one pool of connections.
 Where the API is and who we are: tep_operator.connection.
 """
 
@@ -29,7 +29,7 @@ MANAGED = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's peering resources
 # Objects per LIST response (limit/continue): a list of 10,000 objects is never one body.
 LIST_PAGE_SIZE = 500
-# Kept-alive connections: kopf's handler threads, the resync, the notifier, the CLI's one.
+# Kept-alive connections: the handler threads, the resync, the notifier, the CLI's one.
 POOL_SIZE = 32
 TIMEOUT = urllib3.Timeout(connect=10, read=60)
 
