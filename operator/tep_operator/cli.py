@@ -250,7 +250,7 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     kube = _kube(args.kubeconfig)
     namespace = None if args.all_namespaces else _namespace(args)
-    print(format_table(status_rows(kube.list_plans(namespace), args.all_namespaces)))
+    print(format_table(status_rows(list(kube.list_plans(namespace)), args.all_namespaces)))
     return 0
 
 

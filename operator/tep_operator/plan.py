@@ -61,7 +61,7 @@ class PlanError(ValueError):
         return self.problems[0].reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     kind: str  # configMap | git | image
     name: str = ""  # configMap
@@ -94,7 +94,7 @@ class NotifyTarget:
     signing_secret_key: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per plan stays in memory (seen.py): no __dict__ each
 class Plan:
     name: str
     namespace: str

@@ -227,7 +227,11 @@ class Reconciler:
         if self.config.peering and not self.leading():
             return  # the standby: kopf has paused its handlers, and so does the resync
         namespaces = self.config.namespaces or (None,)
-        plans = [plan for ns in namespaces for plan in self.kube.list_plans(ns)]
+        plans = {
+            (plan["metadata"]["namespace"], plan["metadata"]["name"]): plan
+            for ns in namespaces
+            for plan in self.kube.list_plans(ns)
+        }
         active: dict[tuple[str, str], list[str]] = {}
         finished: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for job in (job for ns in namespaces for job in self.kube.list_managed_jobs(ns)):
@@ -239,28 +243,32 @@ class Reconciler:
                 active.setdefault((metadata["namespace"], names.plan_of(metadata)), []).append(
                     metadata["name"]
                 )
-        live = {
-            (c["metadata"]["namespace"], names.plan_of(c["metadata"])): c
-            for ns in namespaces
-            for c in self.kube.list_managed_cronjobs(ns)
-        }
-        for plan in plans:
-            namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
-            logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
-            try:
-                self.reconcile(
-                    plan,
-                    _listed(active.get((namespace, name), [])),
-                    live.get((namespace, name)),
-                    logger,
-                    thorough=True,
+        # Each plan with its CronJob as the CronJobs' listing comes, a page at a time (10,000
+        # CronJobs held at once took 150 MB), then the plans that have none
+        for live in (c for ns in namespaces for c in self.kube.list_managed_cronjobs(ns)):
+            plan = plans.pop((live["metadata"]["namespace"], names.plan_of(live["metadata"])), None)
+            if plan is not None:
+                self._resync_plan(plan, live, active, finished)
+        for plan in plans.values():
+            self._resync_plan(plan, None, active, finished)
+
+    def _resync_plan(
+        self,
+        plan: Mapping[str, Any],
+        live: Mapping[str, Any] | None,
+        active: Mapping[tuple[str, str], list[str]],
+        finished: Mapping[tuple[str, str], list[dict[str, Any]]],
+    ) -> None:
+        namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
+        logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
+        try:
+            self.reconcile(plan, _listed(active.get((namespace, name), [])), live, logger, thorough=True)
+            for job in _unrecorded(plan, finished.get((namespace, name), [])):
+                self.job_changed(
+                    job, namespace, name, _listed(active.get((namespace, name), [])), logger, listed=True
                 )
-                for job in _unrecorded(plan, finished.get((namespace, name), [])):
-                    self.job_changed(
-                        job, namespace, name, _listed(active.get((namespace, name), [])), logger, listed=True
-                    )
-            except Exception:  # one broken plan must not stop the others' resync
-                logger.exception("Resync of %s/%s failed", namespace, name)
+        except Exception:  # one broken plan must not stop the others' resync
+            logger.exception("Resync of %s/%s failed", namespace, name)
 
     def leading(self) -> bool:
         """Whether this replica is the one that acts (tep_operator.peering)."""
@@ -268,10 +276,14 @@ class Reconciler:
         peers = self.kube.peering_status(self.config.peering, namespace)
         return peering.leads(peers, self.config.identity, now())
 
+    def schedule_recorded(self, namespace: str, plan_name: str, scheduled: str | None) -> bool:
+        """Whether the plan has this lastScheduleTime of its CronJob already (or there is none)."""
+        return not scheduled or self.schedules.get((namespace, plan_name)) == scheduled
+
     def record_schedule(self, namespace: str, plan_name: str, scheduled: str) -> None:
         """`status.lastScheduleTime`: when the CronJob controller last started a run."""
         key = (namespace, plan_name)
-        if self.schedules.get(key) == scheduled:
+        if self.schedule_recorded(namespace, plan_name, scheduled):
             return
         body = self.kube.find_plan(namespace, plan_name)
         if body is None:
