@@ -121,6 +121,12 @@ Gaps of raw kmock 0.8 and how each one is closed here (every one has a probe in
     once, right before or after a given request is served; "before" answers 503 without serving
     it).  Requests whose User-Agent starts with :data:`TEST_USER_AGENT` (a test playing the
     controllers) are exempt from all of them.
+15. **RBAC.**  :meth:`Emulator.authorize` gives a bearer token the grants of ClusterRoles and Roles
+    (:func:`rbac_grants`: a ClusterRole's everywhere, a Role's in its namespace, subresources by
+    name); a request with that token outside them gets the API server's ``403 Forbidden``.  The
+    integration and fault tests give the operator's kubeconfig such a token with the chart's own
+    RBAC (tests/integration/harness.py), so a call the chart does not grant fails there as on a
+    cluster.  Other tokens, and none, may do anything.
 
 kmock 0.8 bugs worked around (in ``TepEmulator.__call__`` / ``_serve``, no patching of kmock):
 ``/api/v1/namespaces[/<name>[/status]]`` is mis-parsed as a namespace prefix (500 on list/create of
@@ -165,7 +171,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp.web
@@ -176,6 +182,8 @@ import yaml
 from kmock._internal import apps
 
 T = TypeVar("T")
+# What an RBAC rule allows: (namespace or None for cluster-wide, API group, resource[/subresource], verb).
+Grant = tuple[str | None, str, str, str]
 
 #: Requests of a client whose User-Agent starts so (a test playing Kubernetes' controllers) are
 #: exempt from injected faults: latency, failures and request triggers hit the operator only.
@@ -556,6 +564,9 @@ class TepEmulator(kmock.KubernetesEmulator):
     _watch_epoch: int = attrs.field(default=0, init=False)  # bumped: every watch stream ends
     _failing: tuple[float, int, str] = attrs.field(default=(0.0, 0, ""), init=False)  # until, status, reason
     latency: float = attrs.field(default=0.0, init=False)  # seconds added to every request
+    # RBAC: bearer token -> what it may do, as (namespace or None for cluster-wide, group, resource
+    # [/subresource], verb); a request with another token, or none, is the tests' admin (Emulator.authorize).
+    grants: dict[str, frozenset[Grant]] = attrs.field(factory=dict, init=False)
     # One-shot actions on a request: (verb, plural, subresource, "before"|"after", action).
     _triggers: list[tuple[str, str, str | None, str, Callable[[], None]]] = attrs.field(
         factory=list, init=False
@@ -599,6 +610,9 @@ class TepEmulator(kmock.KubernetesEmulator):
             tester = request.headers.get("User-Agent", "").startswith(TEST_USER_AGENT)
             if resource is not None and resource.plural:
                 self.request_counts[(_verb(request), resource.plural)] += 1
+                forbidden = self._forbidden(request)
+                if forbidden:
+                    return aiohttp.web.json_response(forbidden, status=403)
                 if not tester and self._fire(request, "before"):
                     # the client was stopped before its request was served: it never lands
                     return aiohttp.web.json_response(_status_body(503, "Killed", "client killed"), status=503)
@@ -622,6 +636,23 @@ class TepEmulator(kmock.KubernetesEmulator):
             return response
         finally:
             self._inflight.pop(id(request), None)
+
+    def _forbidden(self, request: kmock.Request) -> dict[str, Any] | None:
+        """The API server's 403 for a request its token's grants do not cover (None: allowed)."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        grants = self.grants.get(token)
+        if grants is None:
+            return None
+        resource, verb, namespace = request.resource, _verb(request), request.namespace
+        name = resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        if {(None, resource.group, name, verb), (namespace, resource.group, name, verb)} & grants:
+            return None
+        place = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        message = (
+            f'{resource.plural} is forbidden: User "{token}" cannot {verb} resource "{name}" in API group '
+            f'"{resource.group}"{place}'
+        )
+        return _status_body(403, "Forbidden", message, {"group": resource.group, "kind": resource.plural})
 
     async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
         if isinstance(exc, ApiError):
@@ -1233,6 +1264,20 @@ class TepEmulator(kmock.KubernetesEmulator):
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining or 1.0, 1.0))
 
 
+def rbac_grants(objects: Iterable[Mapping[str, Any]]) -> frozenset[Grant]:
+    """What the ClusterRoles (everywhere) and Roles (in their namespace) among ``objects`` allow."""
+    grants: set[Grant] = set()
+    for obj in objects:
+        if obj.get("kind") not in ("ClusterRole", "Role"):
+            continue
+        namespace = obj["metadata"].get("namespace") if obj["kind"] == "Role" else None
+        for rule in obj.get("rules") or []:
+            for group in rule.get("apiGroups") or []:
+                for resource in rule.get("resources") or []:
+                    grants.update((namespace, group, resource, verb) for verb in rule.get("verbs") or [])
+    return frozenset(grants)
+
+
 def _verb(request: kmock.Request) -> str:
     """The Kubernetes verb of a request, as audit logs and RBAC name it."""
     method = request.method
@@ -1422,8 +1467,13 @@ class Emulator:
         (404, 409, 422, ... incl. kmock's own 404s for unknown URLs) are not in here."""
         return self.call(lambda: [e for e in self.handler.errors if not isinstance(e, kmock.KubernetesError)])
 
-    def kubeconfig(self, path: pathlib.Path) -> pathlib.Path:
-        """Write a kubeconfig (server=url, no auth, insecure) to ``path`` and return it."""
+    def authorize(self, token: str, grants: frozenset[Grant]) -> None:
+        """From now on requests with ``token`` may do only what ``grants`` allow; others get 403,
+        as from the API server's RBAC authorizer (see :func:`rbac_grants`)."""
+        self.handler.grants[token] = grants
+
+    def kubeconfig(self, path: pathlib.Path, token: str | None = None) -> pathlib.Path:
+        """Write a kubeconfig (server=url, insecure; the bearer ``token`` if given) to ``path``."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -1432,7 +1482,7 @@ class Emulator:
             "clusters": [
                 {"name": "emulator", "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}
             ],
-            "users": [{"name": "emulator", "user": {}}],
+            "users": [{"name": "emulator", "user": {"token": token} if token else {}}],
             "contexts": [
                 {
                     "name": "emulator",

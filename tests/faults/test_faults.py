@@ -17,7 +17,8 @@ import pytest
 
 from tests.emulator import Emulator
 from tests.faults.conftest import SUMMARY_PROPERTY
-from tests.faults.harness import Estate, OperatorProcess, log_errors
+from tests.faults.harness import NAMESPACE, Estate, OperatorProcess, log_errors
+from tests.integration.harness import operator_kubeconfig
 from tests.operator_log import KOPF_SHUTDOWN_RETRY as KOPF_RETRY
 
 PLANS = 20
@@ -37,7 +38,7 @@ KILL_POINTS = (
 
 
 def started(emulator: Emulator, tmp_path: pathlib.Path, identity: str = "tep-operator-0") -> OperatorProcess:
-    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = operator_kubeconfig(emulator, tmp_path / "kubeconfig", (NAMESPACE,))
     return OperatorProcess(kubeconfig, tmp_path / f"{identity}.log", identity).start()
 
 
@@ -181,7 +182,7 @@ def test_two_replicas_one_acts_and_the_standby_takes_over(
     estate = Estate(emulator, PLANS)
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
     estate.cluster.custom.create_namespaced_custom_object("kopf.dev", "v1", "faults", "kopfpeerings", peering)
-    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = operator_kubeconfig(emulator, tmp_path / "kubeconfig", (NAMESPACE,), replicas=2)
     leader = OperatorProcess(kubeconfig, tmp_path / "a.log", "tep-operator-a", PEERING).start()
     settle(estate)
     standby = OperatorProcess(kubeconfig, tmp_path / "b.log", "tep-operator-b", PEERING).start()

@@ -11,6 +11,7 @@ Kubernetes does (container termination message, Job conditions).
 
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import pathlib
@@ -24,7 +25,8 @@ from tep_operator import names, runtime
 from tep_operator.client import Kube
 from tep_operator.config import OperatorConfig
 from tep_operator.connection import load as load_connection
-from tests.emulator import Emulator, job_pod, wait_for
+from tests.chart.chart_tools import INSTALL_HINT, find_helm, render
+from tests.emulator import Emulator, Grant, job_pod, rbac_grants, wait_for
 from tests.operator_log import KOPF_SHUTDOWN_RETRY
 
 GROUP, VERSION, PLURAL = names.GROUP, names.VERSION, names.PLURAL
@@ -36,6 +38,31 @@ TEST_CONFIG = OperatorConfig(
     metrics_port=0,
     resync_seconds=3600,
 )
+
+
+# The bearer token of the operator's kubeconfig: the emulator authorizes it as the chart's RBAC would.
+OPERATOR_TOKEN = "tep-operator-service-account"
+
+
+@functools.cache
+def chart_rbac(namespaces: tuple[str, ...] = (), replicas: int = 1) -> frozenset[Grant]:
+    """What the chart's RBAC grants the operator (notifications on), for `namespaces` (empty: all)."""
+    helm = find_helm()
+    if helm is None:
+        raise AssertionError(INSTALL_HINT)
+    values = ["--set", "notifications.enabled=true", "--set", f"replicas={replicas}"]
+    if namespaces:
+        values += ["--set", "watchNamespaces={" + ",".join(namespaces) + "}"]
+    return rbac_grants(render(helm, *values))
+
+
+def operator_kubeconfig(
+    emulator: Emulator, path: pathlib.Path, namespaces: tuple[str, ...] = (), replicas: int = 1
+) -> pathlib.Path:
+    """The operator's kubeconfig: its own token, which may do only what the chart's RBAC grants it
+    for these namespaces and replicas (anything else is a 403, as on a cluster the chart installed)."""
+    emulator.authorize(OPERATOR_TOKEN, chart_rbac(namespaces, replicas))
+    return emulator.kubeconfig(path, token=OPERATOR_TOKEN)
 
 
 # Loggers of the operator's code: ours and kopf's (its handlers, watches and activities).
@@ -79,9 +106,11 @@ class OperatorThread:
     def __init__(
         self, emulator: Emulator, workdir: pathlib.Path, *, allow_errors: bool = False, **config: Any
     ) -> None:
-        kubeconfig = emulator.kubeconfig(workdir / "kubeconfig")
-        self.kube = Kube(load_connection(str(kubeconfig)))
         self.config = dataclasses.replace(TEST_CONFIG, **config)
+        kubeconfig = operator_kubeconfig(
+            emulator, workdir / "kubeconfig", self.config.namespaces, 2 if self.config.peering else 1
+        )
+        self.kube = Kube(load_connection(str(kubeconfig)))
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None

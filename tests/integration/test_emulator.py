@@ -13,7 +13,7 @@ import kubernetes.watch
 import pytest
 from kubernetes.client import ApiException
 
-from tests.emulator import Emulator, job_pod, run_kopf_in_thread, wait_for
+from tests.emulator import Emulator, job_pod, rbac_grants, run_kopf_in_thread, wait_for
 
 GROUP, VERSION, PLURAL = "tep.dev", "v1alpha1", "testplans"
 
@@ -533,3 +533,39 @@ def test_injected_failures_spare_the_tests_own_client(kube: Emulator) -> None:
     before = kube.request_counts()[("list", "pods")]
     assert operator_like.list_namespaced_pod("default").items == []
     assert kube.request_counts()[("list", "pods")] == before + 1
+
+
+def test_a_token_may_do_only_what_its_rbac_grants(kube: Emulator) -> None:
+    """The API server's RBAC authorizer: a Role's rules in its namespace, a ClusterRole's everywhere."""
+    role = {
+        "kind": "Role",
+        "metadata": {"name": "r", "namespace": "qa"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+    }
+    cluster_role = {
+        "kind": "ClusterRole",
+        "metadata": {"name": "c"},
+        "rules": [{"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["patch"]}],
+    }
+    grants = rbac_grants([role, cluster_role, {"kind": "ConfigMap", "metadata": {"name": "x"}}])
+    assert grants == {("qa", "", "pods", "list"), (None, "batch", "jobs/status", "patch")}
+    kube.authorize("limited", grants)
+    client = kube.api_client()
+    client.configuration.api_key = {"authorization": "limited"}
+    client.configuration.api_key_prefix = {"authorization": "Bearer"}
+    limited = kubernetes.client.CoreV1Api(client)
+    assert limited.list_namespaced_pod("qa").items == []
+    for forbidden in (
+        lambda: limited.list_namespaced_pod("default"),
+        lambda: limited.list_namespaced_config_map("qa"),
+    ):
+        with pytest.raises(ApiException) as denied:
+            forbidden()
+        body = json.loads(denied.value.body)
+        assert (denied.value.status, body["reason"]) == (403, "Forbidden")
+        assert 'User "limited" cannot list resource' in body["message"]
+    with pytest.raises(ApiException) as denied:
+        limited.list_pod_for_all_namespaces()  # a Role's grant is not cluster-wide
+    assert denied.value.status == 403 and "at the cluster scope" in json.loads(denied.value.body)["message"]
+    # any other token, or none, is the tests' admin
+    assert kubernetes.client.CoreV1Api(kube.api_client()).list_namespaced_config_map("qa").items == []
