@@ -73,6 +73,7 @@ def pytest_command(
         # even when the suite's own norecursedirs replaces pytest's default '.*'.
         f"--ignore-glob={glob.escape(str(s.source_root))}/..*",
         "-p", PLUGIN, f"--tep-record={record_file(tmp)}", f"--tep-stop-file={stop_file(tmp)}",
+        f"--tep-rewrite-cache={rewrite_folder(tmp)}",
         *check,
         *(shard if s.shards > 1 else []),
         *(arrange if durations else []),
@@ -81,6 +82,10 @@ def pytest_command(
 
 def record_file(tmp: Path) -> Path:
     return tmp / "record.jsonl"
+
+
+def rewrite_folder(tmp: Path) -> Path:
+    return tmp / "rewritten"
 
 
 def stop_file(tmp: Path) -> Path:

@@ -25,6 +25,7 @@ from tep_runner import record
 from tep_runner.balance import share
 from tep_runner.durations import load as load_durations
 from tep_runner.ordering import COLLECTION, DURATION, order, refill_chunk
+from tep_runner.rewrite import share_rewrites
 from tep_runner.stopping import stopped_longrepr
 from tep_runner.summary import OUTCOME_PROPERTY, OUTCOMES, XPASSED
 
@@ -414,6 +415,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tep-outside", default=None, help="tep-runner: say here when the configuration is above it"
     )
     group.addoption("--tep-record", default=None, help="tep-runner: write the run's record here")
+    group.addoption(
+        "--tep-rewrite-cache", default=None, help="tep-runner: the run's folder of shared assert rewrites"
+    )
     group.addoption("--tep-stop-file", default=None, help="tep-runner: why the run was stopped, when it is")
     group.addoption("--tep-shard", default=None, help="tep-runner: run share INDEX/SHARDS of the tests")
     group.addoption("--tep-split-file", default=None, help="tep-runner: write the shard's split here")
@@ -426,6 +430,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)  # after pytest-rerunfailures has opened its socket
 def pytest_configure(config: pytest.Config) -> None:
     worker = hasattr(config, "workerinput")  # an xdist worker: the controller keeps the record
+    rewrites = config.getoption("tep_rewrite_cache")
+    if rewrites:  # before the test modules are collected (and rewritten) in each process
+        share_rewrites(Path(rewrites))
     record_file = config.getoption("tep_record")
     if record_file and not worker:
         config.pluginmanager.register(

@@ -29,6 +29,7 @@ def test_full_command_names_no_target_and_no_configuration():
         "--ignore-glob=/tests/..*",
         "-p", "tep_runner.plugin",
         "--tep-record=/tmp/x/record.jsonl", "--tep-stop-file=/tmp/x/stop-cause.txt",
+        "--tep-rewrite-cache=/tmp/x/rewritten",
         # pytest's discovery is checked against the source root (tep_runner.plugin).
         "--tep-source-root=/tests", "--tep-outside=/tmp/x/outside.txt",
     ]  # fmt: skip
