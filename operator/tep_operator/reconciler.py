@@ -261,12 +261,11 @@ class Reconciler:
     ) -> None:
         namespace, name = plan["metadata"]["namespace"], plan["metadata"]["name"]
         logger = logging.LoggerAdapter(LOGGER, {"plan": f"{namespace}/{name}"})
+        running = _listed(active.get((namespace, name), []))
         try:
-            self.reconcile(plan, _listed(active.get((namespace, name), [])), live, logger, thorough=True)
+            self.reconcile(plan, running, live, logger, thorough=True)
             for job in _unrecorded(plan, finished.get((namespace, name), [])):
-                self.job_changed(
-                    job, namespace, name, _listed(active.get((namespace, name), [])), logger, listed=True
-                )
+                self.job_changed(job, namespace, name, running, logger, listed=True)
         except Exception:  # one broken plan must not stop the others' resync
             logger.exception("Resync of %s/%s failed", namespace, name)
 

@@ -30,14 +30,18 @@ def merge_junit(documents: Sequence[str]) -> str:
         suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
         for suite in suites:
             for case in suite.findall("testcase"):
-                key = (case.get("classname", ""), case.get("name", ""), case.get("file", ""))
-                if key in kept:
+                if _case(case) in kept:
                     suite.remove(case)
                     for counter in ("tests", "errors"):
                         suite.set(counter, str(int(suite.get(counter, "1")) - 1))
-            kept.update((c.get("classname", ""), c.get("name", ""), c.get("file", "")) for c in suite)
+            kept.update(_case(case) for case in suite.findall("testcase"))
         merged.extend(suites)
     return ET.tostring(merged, encoding="unicode", xml_declaration=True)
+
+
+def _case(case: ET.Element) -> tuple[str, ...]:
+    """What names a <testcase>: its class, name and file."""
+    return case.get("classname", ""), case.get("name", ""), case.get("file", "")
 
 
 def failed_once(failed_per_shard: Iterable[Sequence[str]]) -> tuple[list[str], int]:
