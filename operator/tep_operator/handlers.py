@@ -14,7 +14,7 @@ import contextvars
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -119,6 +119,39 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
                 LOGGER.warning("Listing the plans, Jobs and CronJobs failed (%s); again in 1 s", exc)
                 await asyncio.sleep(1)
 
+    def quiet_plan_event(event: Mapping[str, Any]) -> bool:
+        """Our own status write coming back: nothing to reconcile."""
+        return event.get("type") == "MODIFIED" and reconciler.own_status_write(event["object"])
+
+    def cronjob_needs_nothing(body: Mapping[str, Any]) -> bool:
+        """Nothing to copy to its plan and nothing to take back (most often: our own apply
+        coming back)."""
+        namespace, plan_name = body["metadata"]["namespace"], names.plan_of(body["metadata"])
+        scheduled = (body.get("status") or {}).get("lastScheduleTime")
+        return reconciler.schedule_recorded(namespace, plan_name, scheduled) and (
+            seen.plan((namespace, plan_name)) is None or reconciler.own_write(body)
+        )
+
+    def quiet_cronjob_event(event: Mapping[str, Any]) -> bool:
+        """Remember every CronJob as the watch reads it, in order (kopf's handler may come
+        later, when a newer event has been read); then whether it needs nothing."""
+        body = event["object"]
+        if event.get("type") == "DELETED":
+            seen.cronjob_gone(body)
+            return False
+        seen.cronjob_seen(body)
+        return cronjob_needs_nothing(body)
+
+    undo: dict[str, Callable[[], None]] = {}  # undone at cleanup
+
+    @kopf.on.startup(id="skip_quiet_events", registry=registry)
+    async def skip_quiet_events(settings: kopf.OperatorSettings, **_: Any) -> None:
+        """Events that need nothing are dropped as the watch reads them (tep_operator.intake):
+        kopf's processing of an event cost more than the decision that it needs nothing."""
+        undo["skips"] = intake.skip_events(
+            settings, {names.PLURAL: quiet_plan_event, "cronjobs": quiet_cronjob_event}
+        )
+
     @kopf.on.event(*TESTPLANS, id="plan_event", registry=registry)
     async def plan_event(
         event: kopf.RawEvent,
@@ -145,8 +178,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             reconciler.reconciled.pop((namespace, name), None)
             logger.info("TestPlan deleted; Kubernetes garbage-collects its CronJob and Jobs")
             return
-        if event.get("type") == "MODIFIED" and reconciler.own_status_write(body):
-            return  # our own status write coming back
+        if quiet_plan_event(event):
+            return  # asked again: the answer to our write can come after its event was read
         await in_thread(lambda: reconcile_plan(event, body, key, logger))
 
     def reconcile_plan(event: kopf.RawEvent, body: kopf.Body, key: PlanKey, logger: kopf.Logger) -> None:
@@ -172,6 +205,8 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
             task.cancel()
         reconciler.notifier.stop()
         threads.shutdown(wait=False)  # a handler still running finishes
+        for undoing in undo.values():
+            undoing()
 
     @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED, id="cronjob_event", registry=registry)
     async def cronjob_event(
@@ -185,17 +220,9 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
         deleted or edited by hand."""
         namespace = namespaced(namespace)
         plan_name = names.plan_of(body.metadata)
-        if event.get("type") == "DELETED":
-            seen.cronjob_gone(body)
-        else:
-            seen.cronjob_seen(body)
+        if event.get("type") != "DELETED" and cronjob_needs_nothing(body):
+            return  # asked again: the answer to our write can come after its event was read
         scheduled = (body.get("status") or {}).get("lastScheduleTime")
-        if (
-            event.get("type") != "DELETED"
-            and reconciler.schedule_recorded(namespace, plan_name, scheduled)
-            and (seen.plan((namespace, plan_name)) is None or reconciler.own_write(body))
-        ):
-            return  # nothing to copy, nothing to take back (most often: our own apply coming back)
         await in_thread(lambda: restore_cronjob(event, body, namespace, plan_name, scheduled, logger))
 
     def restore_cronjob(
@@ -342,10 +369,11 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     # for a handler thread. Unlimited, every object of the start-up listing held all of it at
     # once: the peak RSS grew with the backlog (579 MB at 10,000 plans on a loaded machine). A
     # worker whose object has no new event leaves at once, freeing its place (kopf's default,
-    # 5 s of idling, would hold the places empty). And no more than as many wait to start, each
+    # 5 s of idling, would hold the places empty; not 0, with which kopf's wait for the next
+    # event fails even when one is queued, and it would spin). And no more than as many wait to start, each
     # as its raw watch event: kopf reads on only as they start (tep_operator.intake).
     settings.queueing.worker_limit = 4 * HANDLER_THREADS
-    settings.queueing.idle_timeout = 0.1
+    settings.queueing.idle_timeout = 0.01
     intake.install()
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.progress_storage = NoProgress()

@@ -1,12 +1,17 @@
-"""Back-pressure on kopf's intake (tep_operator.intake), on kopf's own scheduler."""
+"""kopf's intake (tep_operator.intake): back-pressure on kopf's own scheduler, and events skipped
+before kopf's own watcher processes them."""
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+import kopf
 import pytest
 from kopf._cogs.aiokits import aiotasks
+from kopf._cogs.structs import references
+from kopf._core.reactor import queueing
 
 from tep_operator import intake
 
@@ -69,3 +74,51 @@ def test_a_watcher_stopped_while_it_waits_leaves_no_worker_unawaited() -> None:
         await scheduler.close()
 
     asyncio.run(scenario())
+
+
+def _event(kind: str, uid: str, version: str) -> dict[str, Any]:
+    return {"type": kind, "object": {"metadata": {"uid": uid, "name": uid, "resourceVersion": version}}}
+
+
+def test_events_a_predicate_skips_never_reach_kopfs_processing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf's own watcher, fed a stream: what the operator's predicate skips is not processed;
+    another operator (another settings object), and another kind, see every event."""
+    intake.install()
+    plans = references.Resource("tep.dev", "v1", "testplans")
+    cronjobs = references.Resource("batch", "v1", "cronjobs")
+    events = [_event("ADDED", "a", "1"), _event("MODIFIED", "a", "2"), _event("MODIFIED", "b", "3")]
+
+    async def stream(**_: Any) -> AsyncIterator[Any]:
+        for event in events:
+            yield event
+        await asyncio.Event().wait()  # a watch stays open
+
+    monkeypatch.setattr(intake, "_kopf_infinite_watch", stream)
+    ours, other = kopf.OperatorSettings(), kopf.OperatorSettings()
+    undo = intake.skip_events(
+        ours, {"testplans": lambda event: event["object"]["metadata"]["resourceVersion"] == "2"}
+    )
+
+    def processed(settings: kopf.OperatorSettings, resource: references.Resource) -> list[str]:
+        seen: list[str] = []
+
+        async def processor(*, raw_event: dict[str, Any], **_: Any) -> None:
+            seen.append(raw_event["object"]["metadata"]["resourceVersion"])
+
+        async def scenario() -> None:
+            watcher = asyncio.create_task(
+                queueing.watcher(namespace=None, settings=settings, resource=resource, processor=processor)
+            )
+            await asyncio.sleep(0.3)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+        asyncio.run(scenario())
+        return sorted(seen)
+
+    assert processed(ours, plans) == ["1", "3"]
+    assert processed(ours, cronjobs) == ["1", "2", "3"]
+    assert processed(other, plans) == ["1", "2", "3"]
+    undo()
+    assert processed(ours, plans) == ["1", "2", "3"]
