@@ -20,8 +20,9 @@ Phases, each on a fresh server (a fresh emulator, or a fresh namespace):
   the operator is ready (its /healthz answers) to the same end point; the figure that
   includes process start-up is printed beside it.
 
-Completion is found by LISTing the namespace's CronJobs and TestPlans (two requests per
-poll, every --poll seconds), never N GETs.
+Completion is read every --poll seconds: from the emulator's own store, or on a cluster from
+one watch per kind of the namespace's CronJobs and TestPlans (`Follower`), never N GETs or a
+LIST per poll.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the repository's root
 
 import kmock
 import kubernetes
+import kubernetes.watch
 import yaml
 
 from tep_operator import names
@@ -87,13 +89,13 @@ class Server:
     kubeconfig: pathlib.Path
     namespace: str
     close: Callable[[], None]
+    # (names of the CronJobs, names of the Scheduled plans), read without serialising every
+    # object: a LIST of N objects per poll would make the poller, not the operator, the
+    # figure at 10,000 plans. The emulator's store, or a cluster's watches (Follower).
+    probe: Callable[[], tuple[set[str], set[str]]]
     # Requests served so far by (verb, plural): the emulator counts them; None on a cluster
     # (its audit log has them).
     request_counts: Callable[[], dict[tuple[str, str], int]] | None = None
-    # (names of the CronJobs, names of the Scheduled plans), read without serialising every
-    # object: a LIST of N objects per poll would make the poller, not the operator, the
-    # figure at 10,000 plans. None on a cluster: LISTs, in pages, every --poll * N/1000 s.
-    probe: Callable[[], tuple[set[str], set[str]]] | None = None
 
     @property
     def custom(self) -> kubernetes.client.CustomObjectsApi:
@@ -111,8 +113,8 @@ def emulator_server(workdir: pathlib.Path, label: str) -> Iterator[Server]:
     try:
         kubeconfig = emulator.kubeconfig(workdir / f"kubeconfig-{label}")
         yield Server(
-            emulator.api_client(), kubeconfig, namespace, emulator.stop, emulator.request_counts,
-            lambda: emulator.call(lambda: emulated_progress(emulator, namespace)),
+            emulator.api_client(), kubeconfig, namespace, emulator.stop,
+            lambda: emulator.call(lambda: emulated_progress(emulator, namespace)), emulator.request_counts,
         )  # fmt: skip
         errors = emulator.server_errors
         if errors:
@@ -127,10 +129,96 @@ def cluster_server(kubeconfig: pathlib.Path, label: str) -> Iterator[Server]:
     core = kubernetes.client.CoreV1Api(api)
     namespace = f"tep-bench-{label}-{secrets.token_hex(3)}"
     core.create_namespace({"metadata": {"name": namespace}})
+    follower = Follower(api, namespace)
     try:
-        yield Server(api, kubeconfig, namespace, lambda: None)
+        yield Server(api, kubeconfig, namespace, follower.stop, follower.progress)
     finally:
+        follower.stop()
         core.delete_namespace(namespace, propagation_policy="Background")
+
+
+class Follower:
+    """A cluster namespace's CronJobs and Scheduled plans, by name, as one watch per kind (a
+    thread each) tells them: the completion probe of a cluster. Polling LISTs instead would
+    serialise every object per poll (at 10,000 plans, twenty pages per kind, every few seconds:
+    load on the API server and on this process that would be part of the figure). It starts at
+    the first `progress()`, and answers once each kind is listed: `follow()` it before a clock
+    starts; until then it costs this process nothing (the plain client's phase)."""
+
+    KINDS: ClassVar[dict[str, tuple[str, str]]] = {
+        "cronjobs": ("batch", "v1"),
+        names.PLURAL: (names.GROUP, names.VERSION),
+    }
+
+    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi(api)  # any group's objects, as dicts
+        self.namespace = namespace
+        self.names: dict[str, set[str]] = {plural: set() for plural in self.KINDS}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.listed = {plural: threading.Event() for plural in self.KINDS}
+        self.started = False
+        self.error: BaseException | None = None
+        self.threads = [
+            threading.Thread(target=self._follow, args=(plural,), daemon=True, name=f"follow-{plural}")
+            for plural in self.KINDS
+        ]
+
+    @staticmethod
+    def counts(plural: str, obj: dict[str, Any]) -> bool:
+        """Whether the object is one the probe counts: any CronJob, a plan that is Scheduled."""
+        return plural == "cronjobs" or (obj.get("status") or {}).get("phase") == "Scheduled"
+
+    def _follow(self, plural: str) -> None:
+        try:
+            self._watch(plural)
+        except BaseException as exc:  # said by the next progress()
+            self.error = exc
+            self.listed[plural].set()
+
+    def _watch(self, plural: str) -> None:
+        group, version = self.KINDS[plural]
+        args = (group, version, self.namespace, plural)
+        while not self.stopping.is_set():
+            listing = self.custom.list_namespaced_custom_object(*args)  # started first: few objects
+            counted = {o["metadata"]["name"] for o in listing["items"] if self.counts(plural, o)}
+            with self.lock:
+                self.names[plural] = counted
+            version_seen = listing["metadata"]["resourceVersion"]
+            self.listed[plural].set()
+            watch = kubernetes.watch.Watch()
+            try:
+                while not self.stopping.is_set():
+                    for event in watch.stream(
+                        self.custom.list_namespaced_custom_object, *args,
+                        resource_version=version_seen, timeout_seconds=5,
+                    ):  # fmt: skip
+                        obj, name = event["object"], event["object"]["metadata"]["name"]
+                        with self.lock:
+                            if event["type"] != "DELETED" and self.counts(plural, obj):
+                                self.names[plural].add(name)
+                            else:
+                                self.names[plural].discard(name)
+                    version_seen = watch.resource_version or version_seen
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 410:  # 410 Gone: the watch's resourceVersion is too old; list again
+                    raise
+
+    def progress(self) -> tuple[set[str], set[str]]:
+        if not self.started:
+            self.started = True
+            for thread in self.threads:
+                thread.start()
+            for plural, listed in self.listed.items():
+                if not listed.wait(60):
+                    raise RuntimeError(f"listing the {plural} of {self.namespace} took over 60 s")
+        if self.error is not None:
+            raise RuntimeError(f"following the objects of {self.namespace} failed") from self.error
+        with self.lock:
+            return set(self.names["cronjobs"]), set(self.names[names.PLURAL])
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 def cluster_client(kubeconfig: pathlib.Path) -> kubernetes.client.ApiClient:
@@ -368,15 +456,7 @@ def emulated_progress(emulator: Emulator, namespace: str) -> tuple[set[str], set
 def progress(server: Server, wanted: set[str], wanted_cronjobs: set[str]) -> tuple[int, int]:
     """(plans with their CronJob, plans with phase Scheduled) among the `wanted` plans, whose
     CronJobs are `wanted_cronjobs`."""
-    if server.probe is not None:
-        cronjobs, scheduled = server.probe()
-    else:
-        cronjobs = {c["metadata"]["name"] for c in list_items(server, "cronjobs")}
-        scheduled = {
-            p["metadata"]["name"]
-            for p in list_items(server, "testplans")
-            if (p.get("status") or {}).get("phase") == "Scheduled"
-        }
+    cronjobs, scheduled = server.probe()
     return len(wanted_cronjobs & cronjobs), len(wanted & scheduled)
 
 
@@ -389,8 +469,6 @@ def wait_until_done(
     # made once: at 10,000 plans, making them per poll held the emulator's GIL for a while
     wanted = {plan_name(i) for i in range(count)}
     wanted_cronjobs = {names.cronjob_name(n) for n in wanted}
-    if server.probe is None:
-        poll = max(poll, poll * count / 1000)  # LISTs of N objects: the poller's load stays flat
     while time.monotonic() < deadline:
         done = progress(server, wanted, wanted_cronjobs)
         if done == (count, count):
@@ -473,6 +551,7 @@ def run_operator(
 ) -> OperatorResult:
     log = workdir / f"operator-{mode}.log"
     operator = OperatorProcess(server.kubeconfig, server.namespace, log, command)
+    server.probe()  # a cluster's watches start before any clock
     try:
         if mode == "live":
             operator.start()
@@ -564,6 +643,7 @@ def run_restart(
     """N plans reconciled by a first operator, which stops; a second one starts on the same,
     unchanged plans: what it writes (target: nothing) and how long until it is steady."""
     first = OperatorProcess(server.kubeconfig, server.namespace, workdir / "operator-first.log", command)
+    server.probe()
     try:
         first.start()
         create_plans(server, count)
@@ -668,7 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["both", "live", "cold"], default="cold")
     parser.add_argument("--no-restart", dest="restart", action="store_false", help="skip the restart phase")
     parser.add_argument("--kubeconfig", type=pathlib.Path, help="a real cluster instead of the emulator")
-    parser.add_argument("--poll", type=float, default=0.5, help="seconds between LIST polls (default 0.5)")
+    parser.add_argument(
+        "--poll", type=float, default=0.5, help="seconds between completion checks (default 0.5)"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the operator")
     parser.add_argument(
         "--operator-command",

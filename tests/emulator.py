@@ -129,6 +129,11 @@ Gaps of raw kmock 0.8 and how each one is closed here (every one has a probe in
     integration and fault tests give the operator's kubeconfig such a token with the chart's own
     RBAC (tests/integration/harness.py), so a call the chart does not grant fails there as on a
     cluster.  Other tokens, and none, may do anything.
+16. **A new CRD is Established.**  The apiextensions controllers accept a new
+    CustomResourceDefinition's names and mark it ``Established`` within a moment; the emulator does
+    so on create (``status.acceptedNames`` with the defaulted ``singular`` and ``listKind``,
+    ``storedVersions``, the conditions ``NamesAccepted`` and ``Established``), as clients that
+    install a CRD wait for it (``bench/reconcile.py --kubeconfig``).
 
 kmock 0.8 bugs worked around (in ``TepEmulator.__call__`` / ``_serve``, no patching of kmock):
 ``/api/v1/namespaces[/<name>[/status]]`` is mis-parsed as a namespace prefix (500 on list/create of
@@ -259,6 +264,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
 
 _NAMESPACES = kmock.resource("", "v1", "namespaces")
 _JOBS = kmock.resource("batch", "v1", "jobs")
+_CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 _NAMESPACE_URL_RE = re.compile(r"^/api/v1/namespaces((?:/[^/]+(?:/(?:status|finalize))?)?)/?$")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ALNUM = string.ascii_lowercase + string.digits
@@ -506,6 +512,36 @@ def parse_field_selector(selector: str) -> Callable[[Mapping[str, Any]], bool]:
         else:
             checks.append(lambda obj, g=_get, v=value: g(obj) == v)
     return lambda obj: all(check(obj) for check in checks)
+
+
+def _crd_established(crd: dict[str, Any]) -> dict[str, Any]:
+    """The status the apiextensions controllers give a new CRD: its names accepted, Established."""
+    spec = crd.get("spec") or {}
+    names = dict(spec.get("names") or {})
+    kind = names.get("kind", "")
+    names.setdefault("singular", kind.lower())
+    names.setdefault("listKind", f"{kind}List")
+    now = _now()
+    return {
+        "acceptedNames": names,
+        "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
+        "conditions": [
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
+        ],
+    }
 
 
 def _now() -> str:
@@ -1009,6 +1045,8 @@ class TepEmulator(kmock.KubernetesEmulator):
             _job_defaults(obj, self.kubernetes_minor)
         if resource == _NAMESPACES:
             obj["status"] = {"phase": "Active"}
+        if resource == _CRDS:
+            obj["status"] = _crd_established(obj)
         return self._commit(key, None, obj)
 
     def _update(

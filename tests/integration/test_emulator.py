@@ -5,17 +5,21 @@ Each of these would fail against a raw ``kmock.KubernetesEmulator``.
 """
 
 import json
+import pathlib
 import threading
 
 import kopf
 import kubernetes
 import kubernetes.watch
 import pytest
+import yaml
 from kubernetes.client import ApiException
 
 from tests.emulator import Emulator, job_pod, rbac_grants, run_kopf_in_thread, wait_for
 
 GROUP, VERSION, PLURAL = "tep.dev", "v1alpha1", "testplans"
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def plan_body(name: str, **spec: object) -> dict:
@@ -571,3 +575,16 @@ def test_a_token_may_do_only_what_its_rbac_grants(kube: Emulator) -> None:
     assert denied.value.status == 403 and "at the cluster scope" in json.loads(denied.value.body)["message"]
     # any other token, or none, is the tests' admin
     assert kubernetes.client.CoreV1Api(kube.api_client()).list_namespaced_config_map("qa").items == []
+
+
+def test_a_new_crd_is_established_as_the_apiextensions_controllers_make_it(kube: Emulator) -> None:
+    ext = kubernetes.client.ApiextensionsV1Api(kube.api_client())
+    crd = yaml.safe_load((ROOT / "crds" / "testplans.tep.dev.yaml").read_text())
+    crd["metadata"]["name"] = "widgets.example.com"
+    crd["spec"].update(group="example.com", names={"plural": "widgets", "kind": "Widget"})
+    ext.create_custom_resource_definition(crd)
+    status = ext.read_custom_resource_definition("widgets.example.com").status
+    conditions = {(c.type, c.status) for c in status.conditions}
+    assert conditions == {("NamesAccepted", "True"), ("Established", "True")}
+    assert (status.accepted_names.singular, status.accepted_names.list_kind) == ("widget", "WidgetList")
+    assert status.stored_versions == [v["name"] for v in crd["spec"]["versions"] if v["storage"]]
