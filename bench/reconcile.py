@@ -53,6 +53,7 @@ import kmock
 import kubernetes
 import kubernetes.watch
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tep_operator import names
 from tep_operator.client import LIST_PAGE_SIZE
@@ -94,7 +95,7 @@ class Server:
     # figure at 10,000 plans. The emulator's store, or a cluster's watches (Follower).
     probe: Callable[[], tuple[set[str], set[str]]]
     # Requests served so far by (verb, plural): the emulator counts them; None on a cluster
-    # (its audit log has them).
+    # (the operator's own count is read from its metrics instead).
     request_counts: Callable[[], dict[tuple[str, str], int]] | None = None
 
     @property
@@ -290,8 +291,9 @@ def read_proc_status(pid: int) -> dict[str, int]:
 class OperatorProcess:
     """`python -m tep_operator` against `kubeconfig`, watching one namespace.
 
-    The liveness endpoint is on a free port (instead of 0: off) only so that readiness can be
-    seen from outside, as a kubelet would; metrics are off. Logs go to `log_path`.
+    The liveness endpoint is on a free port (instead of 0: off) so that readiness can be seen
+    from outside, as a kubelet would; metrics too, for the operator's own count of its API
+    requests on a cluster. Logs go to `log_path`.
     """
 
     def __init__(
@@ -306,6 +308,7 @@ class OperatorProcess:
         self.namespace = namespace
         self.log_path = log_path
         self.port = free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
         self.ready_at = 0.0
@@ -319,7 +322,7 @@ class OperatorProcess:
             "--kubeconfig", str(self.kubeconfig),
             "--namespace", self.namespace,
             "--liveness-port", str(self.port),
-            "--metrics-port", "0",
+            "--metrics-port", str(self.metrics_port),
         ]  # fmt: skip
         log = self.log_path.open("wb")
         self.spawned_at = time.perf_counter()
@@ -341,6 +344,20 @@ class OperatorProcess:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"the operator was not ready within {timeout} s:\n{self.log_tail()}")
+
+    def api_requests(self) -> dict[str, int]:
+        """By verb, the requests the operator's client sent (its tep_api_requests_total;
+        kopf's watches and the listings that start them are not among them)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        verbs: dict[str, int] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "tep_api_requests_total":
+                    verb = sample.labels["verb"]
+                    verbs[verb] = verbs.get(verb, 0) + int(sample.value)
+        return verbs
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
@@ -497,7 +514,7 @@ class OperatorResult:
     settled_rss_mb: float
     operator_cpu: float  # CPU seconds of the operator process until done
     server_cpu: float  # CPU seconds of this process (emulator, client, polls) until done
-    requests: dict[str, int] | None  # by verb, the operator's requests until done (emulator only)
+    requests: dict[str, int]  # by verb, the operator's requests until done
 
     def rate(self, count: int) -> float:
         return count / self.seconds
@@ -508,7 +525,7 @@ class RestartResult:
     writes: int  # objects of the namespace changed or added (TestPlans, CronJobs, Jobs, Events)
     changed: list[str]  # what changed, a few of them
     next_run_moved: int  # plans whose only change is nextRunTime (their run time passed meanwhile)
-    requests: dict[str, int] | None  # by verb (emulator only)
+    requests: dict[str, int]  # by verb
     steady_seconds: float  # process start until its CPU went quiet
     peak_rss_mb: float
 
@@ -527,17 +544,19 @@ def run_plain(server: Server, count: int) -> float:
     return seconds
 
 
-def by_verb(server: Server, before: dict[tuple[str, str], int] | None) -> dict[str, int] | None:
-    if server.request_counts is None or before is None:
-        return None
+def requests_now(server: Server, operator: OperatorProcess | None) -> dict[str, int]:
+    """By verb: the requests the emulator has served so far (everybody's), or on a cluster the
+    ones the running `operator` counted (none before it runs)."""
+    if server.request_counts is None:
+        return operator.api_requests() if operator is not None else {}
     verbs: dict[str, int] = {}
-    for (verb, plural), n in server.request_counts().items():
-        verbs[verb] = verbs.get(verb, 0) + n - before.get((verb, plural), 0)
-    return {verb: n for verb, n in sorted(verbs.items()) if n}
+    for (verb, _), n in server.request_counts().items():
+        verbs[verb] = verbs.get(verb, 0) + n
+    return verbs
 
 
-def counts_now(server: Server) -> dict[tuple[str, str], int] | None:
-    return server.request_counts() if server.request_counts else None
+def since(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {verb: n - before.get(verb, 0) for verb, n in sorted(after.items()) if n - before.get(verb, 0)}
 
 
 def run_operator(
@@ -557,7 +576,7 @@ def run_operator(
             operator.start()
             cpu_before = operator.cpu_seconds()
             here_before = time.process_time()
-            requests_before = counts_now(server)
+            requests_before = requests_now(server, operator)
             started = time.perf_counter()
             create_plans(server, count)
             create_seconds = time.perf_counter() - started
@@ -566,18 +585,16 @@ def run_operator(
             create_plans(server, count)
             create_seconds = time.perf_counter() - before
             here_before = time.process_time()
-            requests_before = counts_now(server)
+            requests_before = requests_now(server, None)
             operator.start()
             cpu_before = 0.0  # start-up is part of a cold start
             started = operator.ready_at
         done = wait_until_done(server, count, poll, timeout, operator)
         operator_cpu = operator.cpu_seconds() - cpu_before
         here_cpu = time.process_time() - here_before
-        requests = by_verb(server, requests_before)
-        if requests is not None:  # the benchmark's own polls and creates are not the operator's
-            requests.pop("list", None)
-            if mode == "live":
-                requests["create"] = requests.get("create", 0) - count
+        requests = since(requests_now(server, operator), requests_before)
+        if mode == "live" and server.request_counts is not None:  # the emulator served our creates too
+            requests = since(requests, {"create": count})
         time.sleep(2.0)  # let the tail (Events) settle: RSS at rest
         settled, peak = operator.rss_mb()
         return OperatorResult(
@@ -652,22 +669,20 @@ def run_restart(
     finally:
         first.stop()
     before = snapshot(server)
-    requests_before = counts_now(server)
+    requests_before = requests_now(server, None)
     second = OperatorProcess(server.kubeconfig, server.namespace, workdir / "operator-restart.log", command)
     try:
         second.start()
         steady = wait_quiet(second, timeout)
         _, peak = second.rss_mb()
+        requests = since(requests_now(server, second), requests_before)
     finally:
         second.stop()
-    requests = by_verb(server, requests_before)
     after = snapshot(server)
     changed = sorted(key for key, (rv, _) in after.items() if before.get(key, ("", None))[0] != rv)
     # A plan whose next run time came while the operator was down gets its new nextRunTime:
     # a change of the truth, counted apart from the writes that change nothing.
     moved = [key for key in changed if key in before and before[key][1] == after[key][1]]
-    if requests is not None:
-        requests.pop("list", None)  # the snapshot's own lists
     others = [key for key in changed if key not in moved]
     return RestartResult(len(others), others[:5], len(moved), requests, steady - second.spawned_at, peak)
 
@@ -676,10 +691,9 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def verbs_text(requests: dict[str, int] | None, count: int) -> str:
-    if requests is None:
-        return "n/a on a cluster (see its audit log)"
-    return ", ".join(f"{verb} {n / count:.2f}" for verb, n in requests.items()) or "none"
+def verbs_text(requests: dict[str, int], count: int, cluster: bool) -> str:
+    text = ", ".join(f"{verb} {n / count:.2f}" for verb, n in requests.items()) or "none"
+    return text + (" (the operator's own count: kopf's watches and their listings aside)" if cluster else "")
 
 
 def measure(args: argparse.Namespace, count: int, workdir: pathlib.Path, modes: list[str]) -> bool:
@@ -718,7 +732,7 @@ def measure(args: argparse.Namespace, count: int, workdir: pathlib.Path, modes: 
               f"{verdict(rss_ok)}; {result.settled_rss_mb:.1f} MB at rest")  # fmt: skip
         print(f"  operator CPU     = {1000 * result.operator_cpu / count:.1f} ms/plan "
               f"({result.operator_cpu:.2f} s; this process: {result.server_cpu:.2f} s)")  # fmt: skip
-        print(f"  requests/plan    = {verbs_text(result.requests, count)}")
+        print(f"  requests/plan    = {verbs_text(result.requests, count, bool(args.kubeconfig))}")
     if args.restart:
         with server("restart") as s:
             restart = run_restart(s, count, workdir, args.poll, args.timeout, command)
@@ -734,7 +748,7 @@ def measure(args: argparse.Namespace, count: int, workdir: pathlib.Path, modes: 
         target = f"(target <= {TARGET_STEADY_SECONDS:.0f} s)"
         print(f"  steady after     = {restart.steady_seconds:.1f} s {target}  "
               f"{verdict(steady_ok)}; peak RSS {restart.peak_rss_mb:.1f} MB")  # fmt: skip
-        print(f"  requests         = {verbs_text(restart.requests, 1)}")
+        print(f"  requests         = {verbs_text(restart.requests, 1, bool(args.kubeconfig))}")
     return ok
 
 

@@ -14,7 +14,7 @@ import json
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import urllib3
@@ -87,11 +87,17 @@ def _in(namespace: str | None) -> str:
     return f"/namespaces/{_q(namespace)}" if namespace else ""
 
 
+# The API server's verb of each method (its audit log's and RBAC's); a GET of a collection is "list".
+VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
 class Kube:
     """Typed access to the few objects tep-operator reads and writes."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        # Told of every answer, by verb and status code (the operator counts them in a metric).
+        self.answered: Callable[[str, int], None] = lambda verb, code: None
         context = ssl.create_default_context(cafile=connection.ca_file, cadata=connection.ca_data)
         if connection.insecure:
             context.check_hostname = False
@@ -110,8 +116,10 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         query: Mapping[str, str | int | None] | None = None,
+        verb: str | None = None,
     ) -> dict[str, Any]:
-        """One request; the JSON answer. An error status raises ApiException."""
+        """One request; the JSON answer. An error status raises ApiException. `verb`: the API
+        server's, when the method does not tell it (a list)."""
         headers = {"Accept": "application/json", "User-Agent": names.MANAGER}
         token = self.connection.bearer_token()
         if token:
@@ -126,6 +134,7 @@ class Kube:
         params = {key: value for key, value in (query or {}).items() if value is not None}
         url = self.connection.server + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         response = self.http.request(method, url, body=data, headers=headers)
+        self.answered(verb or VERBS[method], response.status)
         if response.status >= 400:
             raise ApiException(response.status, response.reason or "", response.data.decode(errors="replace"))
         return json.loads(response.data) if response.data else {}
@@ -136,7 +145,7 @@ class Kube:
         token = None
         while True:
             query = {"labelSelector": label_selector, "limit": LIST_PAGE_SIZE, "continue": token}
-            page = self._call("GET", path, query=query)
+            page = self._call("GET", path, query=query, verb="list")
             token = (page.get("metadata") or {}).get("continue")
             yield from page.pop("items", None) or []
             if not token:
@@ -246,12 +255,8 @@ class Kube:
         controller itself claims them), on every Kubernetes version."""
         uid = job["metadata"]["uid"]
         path = f"{CORE}/namespaces/{_q(job['metadata']['namespace'])}/pods"
-        items = (
-            self._call("GET", path, query={"labelSelector": f"{names.LABEL_CONTROLLER_UID}={uid}"}).get(
-                "items"
-            )
-            or []
-        )
+        query = {"labelSelector": f"{names.LABEL_CONTROLLER_UID}={uid}"}
+        items = self._call("GET", path, query=query, verb="list").get("items") or []
         return [pod for pod in items if controller_uid(pod) == uid]
 
     # Secrets (notifications, docs/notifications.md)

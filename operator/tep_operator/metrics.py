@@ -47,6 +47,12 @@ CONSECUTIVE_FAILURES = Gauge(
 SCHEDULE_OVERDUE = Gauge(
     "tep_schedule_overdue", "1 while a due run has not started within startingDeadlineSeconds.", LABELS
 )
+API_REQUESTS = Counter(
+    "tep_api_requests",
+    "The operator's requests to the Kubernetes API, by verb and the status code answered "
+    "(those of its client: kopf's own watches, and the listings that start them, are not counted).",
+    ["verb", "code"],
+)
 NOTIFICATION_FAILURES = Counter(
     "tep_notification_failures", "Notifications that failed after every retry.", [*LABELS, "target", "kind"]
 )
@@ -113,3 +119,7 @@ def serve(port: int) -> Any:
     """Start /metrics on `port`; returns the server, which `shutdown()` stops."""
     server, _thread = prometheus_client.start_http_server(port)
     return server
+
+
+def api_answered(verb: str, code: int) -> None:
+    API_REQUESTS.labels(verb, str(code)).inc()

@@ -53,6 +53,7 @@ def run(
     """Run the operator until stopped (SIGTERM/SIGINT, or `stop_flag`) in a new event loop."""
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
+    kube.answered = metrics.api_answered
     peering_args: dict[str, Any] = (
         {
             "standalone": False,

@@ -6,8 +6,10 @@ it starts Jobs from the CronJob's template and ends them as Kubernetes does.
 
 import pathlib
 import urllib.request
+from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tep_operator import names
 from tests.emulator import Emulator, wait_for
@@ -342,3 +344,40 @@ def test_metrics_and_health(kube: Emulator, cluster: Cluster, tmp_path: pathlib.
         assert 'tep_run_duration_seconds_count{namespace="qa",plan="metered"} 1.0' in text
         health = urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=5)
         assert health.status == 200
+
+
+def _by_verb(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+    verbs: dict[str, int] = {}
+    for (verb, _), n in counts.items():
+        verbs[verb] = verbs.get(verb, 0) + n
+    return verbs
+
+
+def _counted(metrics_port: int) -> dict[str, float]:
+    """tep_api_requests_total by verb (all codes), as the operator's /metrics says."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    verbs: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "tep_api_requests_total":
+                verbs[sample.labels["verb"]] = verbs.get(sample.labels["verb"], 0) + sample.value
+    return verbs
+
+
+def test_the_operator_counts_its_api_requests_as_the_server_served_them(
+    kube: Emulator, cluster: Cluster, tmp_path: pathlib.Path, free_ports
+) -> None:
+    (metrics_port,) = free_ports(1)
+    with OperatorThread(kube, tmp_path, metrics_port=metrics_port):
+        served_before, counted_before = _by_verb(kube.request_counts()), _counted(metrics_port)
+        cluster.create_plan(make_plan(name="counted"))  # the test's own create
+        cluster.wait_status(lambda s: s.get("phase") == "Scheduled", name="counted")
+        wait_for(lambda: cluster.events(reason="CronJobApplied"), message="no CronJobApplied Event")
+        served, counted = _by_verb(kube.request_counts()), _counted(metrics_port)
+
+    def delta(after: dict[str, Any], before: dict[str, Any], verb: str) -> float:
+        return after.get(verb, 0) - before.get(verb, 0)
+
+    # the CronJob's apply and the status write; the Event
+    assert delta(counted, counted_before, "patch") == delta(served, served_before, "patch") == 2
+    assert delta(counted, counted_before, "create") == delta(served, served_before, "create") - 1 == 1
