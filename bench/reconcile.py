@@ -143,7 +143,7 @@ class Follower:
     thread each) tells them: the completion probe of a cluster. Polling LISTs instead would
     serialise every object per poll (at 10,000 plans, twenty pages per kind, every few seconds:
     load on the API server and on this process that would be part of the figure). It starts at
-    the first `progress()`, and answers once each kind is listed: `follow()` it before a clock
+    the first `progress()`, and answers once each kind is listed: ask it once before a clock
     starts; until then it costs this process nothing (the plain client's phase)."""
 
     KINDS: ClassVar[dict[str, tuple[str, str]]] = {

@@ -16,7 +16,7 @@ of plans.
 
 Most watch events are our own writes coming back: of a new plan's three events (the plan, its
 CronJob, the plan's status), two. Deciding so takes microseconds, but kopf's processing of an
-event before the handler decides (a worker task per object, its batching window, the body,
+event before the handler decides (a worker task per object, its idle wait, the body,
 logger and cause it builds, the handler's invocation and its "succeeded" log) took a third of
 the operator's CPU at 3,000 plans. So `skip_events` gives the watcher of a kind a predicate,
 called for each raw event as it is read, in order: an event it says needs nothing never reaches
