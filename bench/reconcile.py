@@ -773,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the operator logs and print where")
     args = parser.parse_args(argv)
+    if args.kubeconfig and not args.kubeconfig.is_file():
+        parser.error(f"--kubeconfig: no such file: {args.kubeconfig}")
     modes = ["live", "cold"] if args.mode == "both" else [args.mode]
 
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tep-bench-"))
